@@ -1,0 +1,157 @@
+"""The one artifact format: a `.pt` file holding only tensors and plain data.
+
+Self-describing, so every later command needs only the path: format version, model name and
+constructor arguments, class names, input shape, normalization, metrics, the resolved config and a
+lineage list. Loading always uses `torch.load(weights_only=True)`, which refuses anything but
+tensors and plain containers, so opening a checkpoint never runs code from it. Writes go to a
+temporary file in the same folder and are renamed into place, so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+import zipfile
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dlcli import __version__
+from dlcli.errors import InputFileError
+
+FORMAT = "dlcli.checkpoint"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    model_name: str
+    model_args: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+    classes: list[str]
+    input_shape: list[int]
+    mean: list[float]
+    std: list[float]
+    dataset: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    lineage: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    dlcli_version: str = __version__
+
+    def build_model(self) -> nn.Module:
+        """Rebuild the model from its name and arguments and load the weights (strictly)."""
+        from dlcli.models import create_model
+        from dlcli.models.reshape import match_state_dict_shapes
+
+        model = create_model(self.model_name, self.input_shape, len(self.classes), self.mean, self.std,
+                             self.model_args)
+        match_state_dict_shapes(model, self.state_dict)
+        try:
+            model.load_state_dict(self.state_dict, strict=True)
+        except RuntimeError as exc:
+            raise InputFileError(f"checkpoint weights do not fit model {self.model_name!r}: {exc}") from None
+        return model
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def lineage_entry(step: str, source: str | Path | None = None, **details: Any) -> dict[str, Any]:
+    """One step of an artifact's history; `source` is hashed so a parent can be identified later."""
+    entry: dict[str, Any] = {"step": step, "time": now(), "dlcli_version": __version__}
+    if source is not None:
+        entry["source"] = str(source)
+        entry["source_sha256"] = file_sha256(source)
+    entry.update(details)
+    return entry
+
+
+def _payload(ckpt: Checkpoint) -> dict[str, Any]:
+    data = asdict(ckpt)
+    state = {k: v.detach().cpu().contiguous() for k, v in ckpt.state_dict.items()}
+    data["state_dict"] = state
+    data["format"] = FORMAT
+    data["format_version"] = FORMAT_VERSION
+    return data
+
+
+def atomic_write(path: str | Path, write: Any) -> Path:
+    """Call `write(tmp_path)`, then rename the temporary file over `path` in one step."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file normal permissions
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:
+    payload = _payload(ckpt)
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Load and validate a dlcli checkpoint; every failure is one clear line (InputFileError)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(f"checkpoint not found: {path}")
+    if path.is_dir():
+        raise InputFileError(f"{path} is a folder; give a checkpoint file such as {path / 'best.pt'}")
+    if path.suffix.lower() == ".onnx":
+        raise InputFileError(f"{path} is an ONNX file; this command needs a .pt checkpoint.")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unpickling failed"
+        raise InputFileError(f"{path} is not a safe dlcli checkpoint (refused to load: {first})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise InputFileError(f"{path} is not a readable checkpoint (corrupt or not a .pt file): {exc}") from None
+    return _from_payload(path, data)
+
+
+def _from_payload(path: Path, data: Any) -> Checkpoint:
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise InputFileError(f"{path} is a PyTorch file but not a dlcli checkpoint (no '{FORMAT}' header).")
+    version = data.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise InputFileError(
+            f"{path} has checkpoint format version {version}; this dlcli reads up to {FORMAT_VERSION}. "
+            "Upgrade dlcli."
+        )
+    names = {f for f in Checkpoint.__dataclass_fields__}
+    try:
+        return Checkpoint(**{k: v for k, v in data.items() if k in names})
+    except TypeError as exc:
+        raise InputFileError(f"{path} is an incomplete dlcli checkpoint: {exc}") from None

@@ -1,0 +1,115 @@
+"""Shared option aliases, and the training options that train, finetune and distill all take.
+
+The training flags are declared once (`TRAINING_OPTIONS`) and attached to a command by
+`with_training_options`, so the three commands cannot drift apart. No torch types appear here:
+Typer resolves annotations when the app is built, and `dlcli --help` must not import torch.
+"""
+
+import functools
+import inspect
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from dlcli.errors import UsageError
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout, nothing else there.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or tables on stderr.")]
+DeviceOpt = Annotated[
+    Device | None, typer.Option("--device", help="auto picks cuda > mps > cpu.", show_default="auto")
+]
+DataOpt = Annotated[
+    str | None,
+    typer.Option("--data", "-d", help="Dataset: a name from `dlcli datasets`, folder:PATH or csv:PATH."),
+]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Root holding <dataset>/<files>. Default: $DLCLI_DATA_DIR, then the cache."),
+]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite outputs dlcli did not write.")]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML or YAML file of options (flags override it).")
+]
+PrintConfigOpt = Annotated[bool, typer.Option("--print-config", help="Print the resolved config and exit.")]
+
+
+def parse_model_args(items: list[str] | None) -> dict[str, Any] | None:
+    """`-a width=2 -a channels=[8,16,32]` -> {"width": 2, "channels": [8, 16, 32]} (YAML scalars)."""
+    if not items:
+        return None
+    import yaml
+
+    parsed: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--model-arg expects KEY=VALUE, got {item!r}.")
+        try:
+            parsed[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise UsageError(f"--model-arg {item!r}: cannot parse the value.") from None
+    return parsed
+
+
+def _opt(name: str, annotation: Any, *decls: str, help: str, **kw: Any) -> inspect.Parameter:
+    option = typer.Option(*decls, help=help, rich_help_panel="Training", **kw)
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[annotation, option]
+    )
+
+
+TRAINING_OPTIONS = [
+    _opt("epochs", int | None, "--epochs", "-e", help="Epochs (default: the dataset's recommended number)."),
+    _opt("batch_size", int | None, "--batch-size", "-b", help="Batch size.", show_default="128"),
+    _opt("optimizer", str | None, "--optimizer", help="sgd, adam, adamw or rmsprop.", show_default="sgd"),
+    _opt("lr", float | None, "--lr", help="Peak learning rate (default per optimizer: sgd 0.2, adam(w) 2e-3)."),
+    _opt("momentum", float | None, "--momentum", help="SGD/RMSprop momentum.", show_default="0.9"),
+    _opt("nesterov", bool | None, "--nesterov/--no-nesterov", help="Nesterov momentum (sgd).",
+         show_default="on"),
+    _opt("weight_decay", float | None, "--weight-decay", help="L2 regularization.", show_default="5e-4"),
+    _opt("l1", float | None, "--l1", help="L1 penalty on weights.", show_default="0"),
+    _opt("dropout", float | None, "--dropout", help="Dropout rate (a model argument)."),
+    _opt("loss", str | None, "--loss", help="cross-entropy or mse.", show_default="cross-entropy"),
+    _opt("label_smoothing", float | None, "--label-smoothing", help="Label smoothing.", show_default="0.1"),
+    _opt("scheduler", str | None, "--scheduler", help="none, step, cosine or onecycle.",
+         show_default="onecycle"),
+    _opt("warmup_epochs", float | None, "--warmup-epochs", help="Linear warmup (onecycle: peak position)."),
+    _opt("step_size", int | None, "--step-size", help="step scheduler: epochs per decay.", show_default="1"),
+    _opt("gamma", float | None, "--gamma", help="step scheduler: decay factor.", show_default="0.5"),
+    _opt("augment", list[str] | None, "--augment", help="flip,rotate,crop (comma list or repeated)."),
+    _opt("patience", int | None, "--patience", help="Early stopping after N epochs without improvement."),
+    _opt("val_split", float | None, "--val-split", help="Validation fraction of train.", show_default="0.1"),
+    _opt("train_samples", int | None, "--train-samples", help="Train on a balanced subset of N samples."),
+    _opt("seed", int | None, "--seed", help="Random seed.", show_default="0"),
+    _opt("precision", str | None, "--precision", help="fp32, bf16 or fp16 autocast.", show_default="fp32"),
+    _opt("channels_last", bool | None, "--channels-last/--no-channels-last",
+         help="Channels-last memory format.", show_default="auto"),
+]
+
+
+def with_training_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Append TRAINING_OPTIONS to a command's signature; the command receives them as a dict
+    `training_flags` (None for flags not given, so a config file can fill them)."""
+    signature = inspect.signature(func)
+    own = [p for p in signature.parameters.values() if p.name != "training_flags"]
+    names = [p.name for p in TRAINING_OPTIONS]
+
+    @functools.wraps(func)
+    def wrapper(**kwargs: Any) -> Any:
+        flags = {name: kwargs.pop(name) for name in names}
+        return func(**kwargs, training_flags=flags)
+
+    wrapper.__signature__ = signature.replace(parameters=own + TRAINING_OPTIONS)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in own + TRAINING_OPTIONS}
+    return wrapper

@@ -1,0 +1,34 @@
+"""`dlcli eval`."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dlcli.cli._options import DataDirOpt, DataOpt, DeviceOpt, JsonOpt, QuietOpt
+from dlcli.cli.common import emit, make_console
+
+
+def eval_command(
+    artifact: Annotated[Path | None, typer.Argument(
+        help="Checkpoint (.pt) or ONNX file; default: the latest run's best checkpoint.")] = None,
+    data: DataOpt = None,
+    data_dir: DataDirOpt = None,
+    device: DeviceOpt = None,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Evaluate a checkpoint or ONNX file on a dataset's test split (default: the dataset it was trained on).
+
+    Examples:
+      dlcli eval
+      dlcli eval runs/train/exp/best.pt --data mnist
+      dlcli eval "$(dlcli train -q)" --json
+    """
+    from dlcli.runs import latest_checkpoint
+    from dlcli.workflows.evaluate import run
+
+    console = make_console(quiet)
+    path = artifact or latest_checkpoint()
+    emit(run(path, data, str(data_dir) if data_dir else None, device.value if device else "auto", console),
+         json_output)

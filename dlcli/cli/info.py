@@ -1,0 +1,46 @@
+"""`dlcli info`, `dlcli models`, `dlcli datasets`: what is in an artifact, the registry, the data."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dlcli.cli._options import DataDirOpt, JsonOpt, QuietOpt
+from dlcli.cli.common import emit, make_console
+
+
+def info(
+    artifact: Annotated[Path | None, typer.Argument(
+        help="Checkpoint (.pt) or ONNX file; default: the latest run's best checkpoint.")] = None,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Show an artifact's architecture, parameters, input shape, classes, metrics and lineage."""
+    from dlcli.runs import latest_checkpoint
+    from dlcli.workflows.inspect import describe_artifact
+
+    console = make_console(quiet)
+    emit(describe_artifact(artifact or latest_checkpoint(), console), json_output)
+
+
+def models(
+    input_shape: Annotated[str, typer.Option("--input-shape", help="C,H,W used to count parameters.")] = "1,28,28",
+    num_classes: Annotated[int, typer.Option("--classes", help="Class count used to count parameters.")] = 10,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """List registered models with their parameter counts and constructor arguments."""
+    from dlcli.workflows.inspect import list_models
+
+    emit(list_models(input_shape, num_classes, make_console(quiet)), json_output)
+
+
+def datasets(
+    data_dir: DataDirOpt = None,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """List datasets, where they are found or cached, and whether they are present."""
+    from dlcli.workflows.inspect import list_datasets
+
+    emit(list_datasets(str(data_dir) if data_dir else None, make_console(quiet)), json_output)

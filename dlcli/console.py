@@ -1,0 +1,87 @@
+"""Where output goes: human text and tables to stderr (Rich), results to stdout.
+
+stdout carries either one JSON object (--json) or the main artifact's path, so that
+`dlcli eval "$(dlcli train)"` and `dlcli train --json | jq` both work. Rich already honours NO_COLOR
+and turns colour and animation off when stderr is not a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from typing import Any
+
+
+class Console:
+    def __init__(self, quiet: bool = False) -> None:
+        from rich.console import Console as RichConsole
+
+        self.quiet = quiet
+        self.rich = RichConsole(stderr=True, highlight=False, soft_wrap=True)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.rich.is_terminal
+
+    def info(self, text: str) -> None:
+        if not self.quiet:
+            self.rich.print(text, markup=False)
+
+    def warn(self, text: str) -> None:
+        """Warnings are shown even with --quiet: they change what the result means."""
+        self.rich.print(f"warning: {text}", markup=False, style="yellow")
+
+    def table(self, title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
+        if self.quiet:
+            return
+        from rich.table import Table
+
+        table = Table(title=title, title_justify="left")
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*(format_value(v) for v in row))
+        self.rich.print(table)
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if value is None:
+        return "-"
+    return str(value)
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN/inf: report them as null rather than emit invalid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def emit_result(result: dict[str, Any], json_mode: bool) -> None:
+    """Print a command's result on stdout: the whole object with --json, else the artifact path."""
+    if json_mode:
+        sys.stdout.write(json.dumps(_clean(result), default=str) + "\n")
+    elif result.get("artifact"):
+        sys.stdout.write(f"{result['artifact']}\n")
+    sys.stdout.flush()
+
+
+def result(
+    command: str, artifact: str | None, metrics: dict[str, Any], device: str | None, seconds: float, **extra: Any
+) -> dict[str, Any]:
+    """The shape every command's --json object shares."""
+    return {
+        "command": command,
+        "artifact": artifact,
+        "metrics": metrics,
+        "device": device,
+        "seconds": round(seconds, 3),
+        **extra,
+    }

@@ -1,0 +1,67 @@
+"""Tasks turn a batch into a loss. The loop calls `task(model, x, y)` and gets (loss, logits);
+distillation is another task, not another loop (timm's `timm/task/` does the same)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from dlcli.losses import LossFn, distillation_loss
+
+
+class Task(Protocol):
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ...
+
+
+def l1_penalty(model: nn.Module) -> torch.Tensor:
+    """Sum of |w| over weight matrices and kernels (biases and norm scales are left alone)."""
+    terms = [p.abs().sum() for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    return torch.stack(terms).sum() if terms else torch.zeros(())
+
+
+class ClassificationTask:
+    """Supervised classification: loss(model(x), y) plus an optional L1 penalty."""
+
+    def __init__(self, loss_fn: LossFn, l1: float = 0.0) -> None:
+        self.loss_fn = loss_fn
+        self.l1 = l1
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = model(x)
+        loss = self.loss_fn(logits, y)
+        if self.l1:
+            loss = loss + self.l1 * l1_penalty(model)
+        return loss, logits
+
+
+class DistillationTask(ClassificationTask):
+    """Hinton-style logit distillation from a frozen teacher, mixed with the hard-label loss.
+
+    `teacher_logits_fn` lets the caller serve cached teacher logits instead of running the teacher.
+    """
+
+    def __init__(
+        self,
+        loss_fn: LossFn,
+        teacher: nn.Module,
+        temperature: float = 4.0,
+        alpha: float = 0.9,
+        l1: float = 0.0,
+    ) -> None:
+        super().__init__(loss_fn, l1)
+        self.teacher = teacher.eval()
+        for param in self.teacher.parameters():
+            param.requires_grad_(False)
+        self.temperature = temperature
+        self.alpha = alpha
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hard, logits = super().__call__(model, x, y)
+        self.teacher.eval()  # the loop puts the student in train mode each epoch; never the teacher
+        with torch.no_grad():
+            teacher_logits = self.teacher(x)
+        loss = distillation_loss(logits, teacher_logits.float(), hard, self.temperature, self.alpha)
+        return loss, logits

@@ -1,0 +1,103 @@
+"""The model registry and the wrapper that puts normalization inside every model."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from dlcli.errors import UsageError
+from dlcli.registry import Registry
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model family: `factory(input_shape, num_classes, **args) -> nn.Module`.
+
+    `image_only` families need (C, H, W) inputs; others also accept flat (F,) features.
+    """
+
+    factory: Callable[..., nn.Module]
+    summary: str
+    image_only: bool = True
+
+
+MODELS: Registry[ModelSpec] = Registry("model")
+
+
+class Normalize(nn.Module):
+    """(x - mean) / std with per-channel (images) or per-feature (tabular) statistics.
+
+    Kept as buffers so they travel with the state_dict and into ONNX as constants.
+    """
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], input_rank: int) -> None:
+        super().__init__()
+        shape = (1, len(mean)) + (1,) * (input_rank - 1)
+        self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).reshape(shape))
+        self.register_buffer("inv_std", 1.0 / torch.tensor(list(std), dtype=torch.float32).reshape(shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) * self.inv_std
+
+
+class Classifier(nn.Module):
+    """`normalize` then `body`: what every command trains, saves, prunes and exports."""
+
+    def __init__(self, body: nn.Module, mean: Sequence[float], std: Sequence[float], input_rank: int) -> None:
+        super().__init__()
+        self.normalize = Normalize(mean, std, input_rank)
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(self.normalize(x))
+
+
+def model_args(name: str, args: dict[str, Any] | None) -> dict[str, Any]:
+    """Check user-given constructor arguments against the factory's signature, fill defaults.
+
+    The result is what the checkpoint stores, so a later load rebuilds the same model.
+    """
+    spec = MODELS.get(name)
+    params = inspect.signature(spec.factory).parameters
+    allowed = {k: p for k, p in params.items() if k not in ("input_shape", "num_classes")}
+    resolved = {
+        k: list(p.default) if isinstance(p.default, tuple) else p.default
+        for k, p in allowed.items()
+        if p.default is not inspect.Parameter.empty
+    }
+    for key, value in (args or {}).items():
+        key = key.replace("-", "_")
+        if key not in allowed:
+            options = ", ".join(allowed) or "none"
+            raise UsageError(f"model {name!r} has no argument {key!r}. Its arguments: {options}.")
+        resolved[key] = list(value) if isinstance(value, tuple) else value
+    return resolved
+
+
+def create_model(
+    name: str,
+    input_shape: Sequence[int],
+    num_classes: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    args: dict[str, Any] | None = None,
+) -> Classifier:
+    """Build a registered model for inputs of `input_shape` (without batch) and `num_classes`."""
+    spec = MODELS.get(name)
+    input_shape = tuple(int(d) for d in input_shape)
+    if spec.image_only and len(input_shape) != 3:
+        raise UsageError(
+            f"model {name!r} needs image inputs (channels, height, width); this data has shape "
+            f"{list(input_shape)}. Use --model mlp for tabular data."
+        )
+    body = spec.factory(input_shape=input_shape, num_classes=num_classes, **model_args(name, args))
+    return Classifier(body, mean, std, input_rank=len(input_shape))
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

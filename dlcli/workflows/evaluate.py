@@ -1,0 +1,68 @@
+"""`dlcli eval`: metrics of a checkpoint (or, with the export extra, an ONNX file) on a dataset's
+test split. Every artifact kind yields the same metrics object so they compare on equal terms."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dlcli.checkpoint import load_checkpoint
+from dlcli.console import Console, result
+from dlcli.data.dataset import Dataset
+from dlcli.data.tensors import TensorSplit, dataset_splits
+from dlcli.device import describe_device, resolve_device
+from dlcli.engine import evaluate
+from dlcli.errors import UsageError
+from dlcli.losses import make_loss
+from dlcli.workflows.training import eval_batches, load_data
+
+
+def check_compatible(dataset: Dataset, input_shape: list[int], classes: list[str], artifact: Path) -> None:
+    """Refuse data the model was not built for, naming both shapes/class counts."""
+    if list(input_shape) != dataset.input_shape:
+        raise UsageError(
+            f"{artifact} expects inputs of shape {list(input_shape)} but {dataset.name} has "
+            f"{dataset.input_shape}."
+        )
+    if len(classes) != dataset.num_classes:
+        raise UsageError(
+            f"{artifact} predicts {len(classes)} classes but {dataset.name} has {dataset.num_classes}; "
+            "use `dlcli finetune` to adapt it."
+        )
+
+
+def evaluation_split(dataset: Dataset, device: torch.device, console: Console) -> TensorSplit:
+    train, test = dataset_splits(dataset, device)
+    if test is None:
+        console.warn(f"{dataset.name} has no test split; evaluating on its training data.")
+        return train
+    return test
+
+
+
+def run(
+    artifact: Path, data: str | None, data_dir: str | None, device_name: str, console: Console,
+) -> dict[str, Any]:
+    start = time.perf_counter()
+    if artifact.suffix.lower() == ".onnx":
+        from dlcli.workflows.evaluate_onnx import run as run_onnx
+
+        return run_onnx(artifact, data, data_dir, console)
+    ckpt = load_checkpoint(artifact)
+    device = resolve_device(device_name)
+    console.info(f"device: {describe_device(device)}")
+    dataset = load_data(data or ckpt.dataset, data_dir, console)
+    check_compatible(dataset, ckpt.input_shape, ckpt.classes, artifact)
+    split = evaluation_split(dataset, device, console)
+    model = ckpt.build_model().to(device)
+    channels_last = dataset.is_image and device.type in ("cpu", "cuda")
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    metrics = evaluate(model, eval_batches(split, channels_last), make_loss("cross-entropy"))
+    console.info(f"{artifact}: accuracy {metrics['accuracy']:.2%}  loss {metrics['loss']:.4f}  "
+                 f"on {metrics['samples']} samples of {dataset.name}")
+    return result("eval", None, metrics, str(device), time.perf_counter() - start,
+                  checkpoint=str(artifact), data=dataset.name)

@@ -1,0 +1,59 @@
+"""Shared fixtures: every test runs with its own runs/ and cache folders and no colour."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dlcli.cli import main
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DLCLI_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("DLCLI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.delenv("DLCLI_DEBUG", raising=False)
+    return tmp_path
+
+
+class CliResult:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    def json(self) -> dict:
+        lines = [line for line in self.out.splitlines() if line.strip()]
+        assert len(lines) == 1, f"expected one JSON line on stdout, got: {self.out!r}"
+        return json.loads(lines[0])
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):
+    """Run the real entry point in-process; return exit code, stdout and stderr."""
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 0
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+# Small, fast training settings on the embedded sample (no download, no DLCLI_DATA_DIR needed).
+FAST_TRAIN = ["--data", "mnist-sample", "--epochs", "1", "--train-samples", "600", "--val-split", "0.1", "-q"]
+
+
+@pytest.fixture
+def trained_checkpoint(cli, tmp_path: Path) -> Path:
+    result = cli("train", *FAST_TRAIN, "--out", tmp_path / "run")
+    assert result.code == 0, result.err
+    path = Path(result.out.strip())
+    assert path.name == "best.pt" and path.exists()
+    return path

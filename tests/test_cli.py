@@ -1,0 +1,200 @@
+"""The CLI through its real entry point: help, version, output contract, errors and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import FAST_TRAIN
+
+
+def test_help_does_not_import_torch() -> None:
+    code = (
+        "import sys\nfrom dlcli.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
+        "heavy = [m for m in ('torch', 'onnx', 'onnxruntime', 'matplotlib', 'numpy') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "HEAVY []" in out
+    assert "train" in out and "eval" in out
+
+
+def test_module_entry_point_and_version() -> None:
+    out = subprocess.run([sys.executable, "-m", "dlcli", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0
+    assert out.stdout.startswith("dlcli ")
+
+
+def test_short_help_alias(cli) -> None:
+    result = cli("train", "-h")
+    assert result.code == 0
+    assert "--epochs" in result.out
+
+
+def test_unknown_model_suggests_closest(cli) -> None:
+    result = cli("train", "--model", "cnnn", *FAST_TRAIN)
+    assert result.code == 2
+    assert "did you mean 'cnn'" in result.err.lower()
+    assert "Traceback" not in result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
+def test_unknown_dataset_and_optimizer(cli) -> None:
+    assert cli("train", "--data", "mnistt", "-q").code == 2
+    result = cli("train", *FAST_TRAIN, "--optimizer", "adamm")
+    assert result.code == 2 and "adam" in result.err
+
+
+def test_unavailable_device_is_a_usage_error(cli) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    result = cli("train", *FAST_TRAIN, "--device", "cuda")
+    assert result.code == 2
+    assert "cuda" in result.err.lower()
+
+
+def test_bad_option_values(cli) -> None:
+    for args in (["--epochs", "0"], ["--val-split", "1.5"], ["--dropout", "2"], ["-a", "nokey"]):
+        result = cli("train", *FAST_TRAIN, *args)
+        assert result.code == 2, (args, result.err)
+        assert result.err.startswith("error:") or "Usage" in result.err
+
+
+def test_train_json_contract_and_artifacts(cli, tmp_path: Path) -> None:
+    result = cli("train", *FAST_TRAIN, "--out", tmp_path / "run", "--json")
+    assert result.code == 0, result.err
+    payload = result.json()
+    assert payload["command"] == "train"
+    assert payload["artifact"] == str(tmp_path / "run" / "best.pt")
+    assert 0.0 <= payload["metrics"]["accuracy"] <= 1.0
+    assert payload["metrics"]["loss"] > 0
+    assert payload["device"] == "cpu" or payload["device"].startswith(("cuda", "mps"))
+    assert payload["seconds"] > 0
+    for name in ("best.pt", "last.pt", "metrics.jsonl", "config.yaml", "curves.png"):
+        assert (tmp_path / "run" / name).exists(), name
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["epoch"] == 1
+
+
+def test_pipeline_eval_of_train_output(cli, trained_checkpoint: Path) -> None:
+    result = cli("eval", trained_checkpoint, "--json", "-q")
+    assert result.code == 0, result.err
+    payload = result.json()
+    assert payload["command"] == "eval" and payload["artifact"] is None
+    assert payload["metrics"]["samples"] == 1000  # the embedded sample's test split
+    # best.pt records the test accuracy it was saved with; eval must reproduce it exactly
+    import torch
+
+    saved = torch.load(trained_checkpoint, weights_only=True)["metrics"]["test_accuracy"]
+    assert abs(payload["metrics"]["accuracy"] - saved) < 1e-6
+
+
+def test_eval_defaults_to_latest_run(cli, trained_checkpoint: Path) -> None:
+    result = cli("eval", "--json", "-q")
+    assert result.code == 0, result.err
+    assert result.json()["checkpoint"] == str(trained_checkpoint.resolve())
+
+
+def test_eval_without_any_run_is_a_clear_error(cli) -> None:
+    result = cli("eval")
+    assert result.code == 2
+    assert "dlcli train" in result.err
+
+
+def test_out_dir_is_not_overwritten_without_force(cli, tmp_path: Path) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("precious")
+    result = cli("train", *FAST_TRAIN, "--out", out)
+    assert result.code == 2 and "--force" in result.err
+    assert (out / "notes.txt").read_text() == "precious"
+    assert cli("train", *FAST_TRAIN, "--out", out, "--force").code == 0
+    assert (out / "notes.txt").read_text() == "precious"
+
+
+def test_default_run_folders_do_not_collide(cli, isolated_env: Path) -> None:
+    first = Path(cli("train", *FAST_TRAIN).out.strip())
+    second = Path(cli("train", *FAST_TRAIN).out.strip())
+    assert first.parent != second.parent
+    assert first.parent.parent == isolated_env / "runs" / "train"
+
+
+def test_bad_files_give_one_line_and_exit_2(cli, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint at all")
+    for args in (["eval", junk], ["eval", tmp_path / "missing.pt"], ["info", junk], ["eval", tmp_path]):
+        result = cli(*args)
+        assert result.code == 2, (args, result.err)
+        assert len(result.err.strip().splitlines()) == 1, result.err
+
+
+def test_info_describes_a_checkpoint(cli, trained_checkpoint: Path) -> None:
+    result = cli("info", trained_checkpoint, "--json")
+    payload = result.json()
+    assert payload["model"] == "cnn"
+    assert payload["input_shape"] == [1, 28, 28]
+    assert payload["classes"] == [str(i) for i in range(10)]
+    assert payload["lineage"][0]["step"] == "train"
+    assert "test_accuracy" in payload["metrics"]
+    assert payload["params"] > 1000
+
+
+def test_models_and_datasets_listings(cli) -> None:
+    models = cli("models", "--json").json()["models"]
+    assert {m["name"] for m in models} >= {"mlp", "cnn", "resnet", "vit"}
+    assert all(m["params"] > 0 for m in models)
+    datasets = cli("datasets", "--json").json()["datasets"]
+    sample = next(d for d in datasets if d["name"] == "mnist-sample")
+    assert sample["present"] is True
+
+
+def test_config_file_precedence_and_print_config(cli, tmp_path: Path) -> None:
+    toml = tmp_path / "cfg.toml"
+    toml.write_text('model = "mlp"\nepochs = 3\nbatch-size = 64\n')
+    out = cli("train", "--config", toml, "--epochs", "7", "--print-config").out
+    import yaml
+
+    cfg = yaml.safe_load(out)
+    assert cfg["model"] == "mlp" and cfg["batch_size"] == 64 and cfg["epochs"] == 7
+    assert cfg["optimizer"] == "sgd"  # untouched default
+    yml = tmp_path / "cfg.yaml"
+    yml.write_text("modle: mlp\n")
+    result = cli("train", "--config", yml)
+    assert result.code == 2 and "model" in result.err
+
+
+def test_same_seed_same_metrics(cli, tmp_path: Path) -> None:
+    a = cli("train", *FAST_TRAIN, "--seed", "3", "--out", tmp_path / "a", "--json").json()["metrics"]
+    b = cli("train", *FAST_TRAIN, "--seed", "3", "--out", tmp_path / "b", "--json").json()["metrics"]
+    assert a["accuracy"] == b["accuracy"] and a["loss"] == b["loss"]
+
+
+def test_ctrl_c_saves_last_and_exits_130(cli, tmp_path: Path, monkeypatch) -> None:
+    import dlcli.workflows.training as training
+
+    real_fit = training.fit
+
+    def interrupted_fit(*args, **kwargs):
+        kwargs["on_epoch_end"]({"epoch": 1, "train_loss": 1.0, "train_accuracy": 0.5}, True)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "fit", interrupted_fit)
+    result = cli("train", *FAST_TRAIN, "--out", tmp_path / "run")
+    assert result.code == 130
+    assert (tmp_path / "run" / "last.pt").exists()
+    assert (tmp_path / "run" / "best.pt").exists()
+    assert real_fit is not interrupted_fit
+
+
+def test_debug_env_shows_traceback(tmp_path: Path) -> None:
+    env = {**os.environ, "DLCLI_DEBUG": "1", "DLCLI_RUNS_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-m", "dlcli", "eval", str(tmp_path / "nope.pt")],
+                         capture_output=True, text=True, env=env)
+    assert out.returncode != 0
+    assert "Traceback" in out.stderr
