@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import re
 import tempfile
 import zipfile
 from dataclasses import asdict, dataclass, field
@@ -131,13 +132,20 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise InputFileError(f"{path} is a folder; give a checkpoint file such as {path / 'best.pt'}")
     if path.suffix.lower() == ".onnx":
         raise InputFileError(f"{path} is an ONNX file; this command needs a .pt checkpoint.")
+    if not zipfile.is_zipfile(path):
+        raise InputFileError(f"{path} is not a readable checkpoint (corrupt, truncated or not a .pt file).")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unpickling failed"
-        raise InputFileError(f"{path} is not a safe dlcli checkpoint (refused to load: {first})") from None
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f" ({found.group(1)})" if found else ""
+        raise InputFileError(
+            f"{path} is not a safe dlcli checkpoint: refused to load Python objects{what}; "
+            "dlcli checkpoints hold only tensors and plain data."
+        ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise InputFileError(f"{path} is not a readable checkpoint (corrupt or not a .pt file): {exc}") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputFileError(f"{path} is not a readable checkpoint (corrupt or truncated): {first}") from None
     return _from_payload(path, data)
 
 

@@ -1,0 +1,108 @@
+"""The checkpoint format: round trip, safety of loading, atomic writes."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from dlcli.checkpoint import Checkpoint, atomic_write, lineage_entry, load_checkpoint, save_checkpoint
+from dlcli.errors import InputFileError
+from dlcli.models import create_model
+
+
+def make_checkpoint() -> Checkpoint:
+    model = create_model("cnn", (1, 28, 28), 3, [0.1], [0.3])
+    return Checkpoint(
+        model_name="cnn", model_args={"width": 1.0}, state_dict=model.state_dict(), classes=["a", "b", "c"],
+        input_shape=[1, 28, 28], mean=[0.1], std=[0.3], dataset="mnist-sample", metrics={"val_accuracy": 0.5},
+        config={"lr": 0.1}, lineage=[lineage_entry("train")],
+    )
+
+
+def test_round_trip_rebuilds_the_same_model(tmp_path: Path) -> None:
+    ckpt = make_checkpoint()
+    path = save_checkpoint(ckpt, tmp_path / "m.pt")
+    loaded = load_checkpoint(path)
+    assert loaded.classes == ["a", "b", "c"] and loaded.metrics == {"val_accuracy": 0.5}
+    assert loaded.lineage[0]["step"] == "train"
+    x = torch.rand(2, 1, 28, 28)
+    original = create_model("cnn", (1, 28, 28), 3, [0.1], [0.3])
+    original.load_state_dict(ckpt.state_dict)
+    assert torch.allclose(loaded.build_model().eval()(x), original.eval()(x))
+
+
+def test_file_holds_only_plain_data(tmp_path: Path) -> None:
+    path = save_checkpoint(make_checkpoint(), tmp_path / "m.pt")
+    raw = torch.load(path, weights_only=True)
+    assert raw["format"] == "dlcli.checkpoint" and raw["format_version"] == 1
+    assert oct(path.stat().st_mode & 0o777) != oct(0o600)
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > pwned.txt",))
+
+
+def test_loading_never_runs_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    torch.save({"format": "dlcli.checkpoint", "payload": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(InputFileError, match="not a safe dlcli checkpoint"):
+        load_checkpoint(tmp_path / "evil.pt")
+    assert not (tmp_path / "pwned.txt").exists()
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [(b"garbage", "not a readable checkpoint"), (None, "not a dlcli checkpoint"), (b"", "not a readable")],
+)
+def test_bad_files_are_input_errors(tmp_path: Path, content: bytes | None, message: str) -> None:
+    path = tmp_path / "x.pt"
+    if content is None:
+        torch.save({"weights": torch.zeros(2)}, path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(InputFileError, match=message):
+        load_checkpoint(path)
+
+
+def test_truncated_checkpoint_is_an_input_error(tmp_path: Path) -> None:
+    path = save_checkpoint(make_checkpoint(), tmp_path / "m.pt")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(InputFileError):
+        load_checkpoint(path)
+
+
+def test_newer_format_is_refused_with_upgrade_hint(tmp_path: Path) -> None:
+    path = save_checkpoint(make_checkpoint(), tmp_path / "m.pt")
+    raw = torch.load(path, weights_only=True)
+    raw["format_version"] = 99
+    torch.save(raw, path)
+    with pytest.raises(InputFileError, match="Upgrade dlcli"):
+        load_checkpoint(path)
+
+
+def test_failed_write_keeps_the_previous_file(tmp_path: Path) -> None:
+    target = tmp_path / "keep.pt"
+    target.write_bytes(b"last good")
+
+    def crash(tmp: str) -> None:
+        Path(tmp).write_bytes(b"half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, crash)
+    assert target.read_bytes() == b"last good"
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.pt"]
+
+
+def test_lineage_hashes_the_source(tmp_path: Path) -> None:
+    source = tmp_path / "parent.pt"
+    source.write_bytes(b"abc")
+    entry = lineage_entry("prune", source=source, amount=0.5)
+    assert entry["source_sha256"] == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert entry["amount"] == 0.5
+    assert pickle.dumps(entry)  # plain data only
