@@ -17,11 +17,7 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_string_labels_sorted_into_classes(tmp_path: Path) -> None:
-    path = write(tmp_path / "iris.csv", "Species,sepal,petal\nsetosa,1.5,2\nvirginica, 3 ,4e-1\n\nsetosa,-1,0\n")
-    ds = load_dataset(f"csv:{path}")
-    # no label/target/class column: the last one (petal) is the label
-    assert ds.classes == ["0", "0.4", "2"]
-    path = write(tmp_path / "iris.csv", "sepal,petal,label\n1.5,2,setosa\n3,0.4,virginica\n-1,0,setosa\n")
+    path = write(tmp_path / "iris.csv", "label,sepal,petal\nsetosa,1.5,2\nvirginica, 3 ,4e-1\n\nsetosa,-1,0\n")
     ds = load_dataset(f"csv:{path}")
     assert ds.classes == ["setosa", "virginica"] and ds.test is None
     assert ds.train.x.dtype == np.float32 and ds.train.x.shape == (3, 2)
@@ -29,6 +25,13 @@ def test_string_labels_sorted_into_classes(tmp_path: Path) -> None:
     assert list(ds.train.y) == [0, 1, 0]
     assert ds.input_shape == [2] and len(ds.mean) == 2 and not ds.is_image
     assert "label column 'label'" in ds.source
+
+
+def test_last_column_is_the_label_when_none_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.csv", "x1,x2,species\n1,2,b\n3,4,a\n")
+    ds = load_dataset(f"csv:{path}")
+    assert ds.classes == ["a", "b"] and list(ds.train.y) == [1, 0]
+    np.testing.assert_array_equal(ds.train.x, [[1, 2], [3, 4]])
 
 
 def test_integer_labels_sorted_numerically_and_test_sibling(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dlcli.data import resolve
-from dlcli.data.dataset import Dataset, Split
+from dlcli.data.dataset import Dataset
 from dlcli.errors import InputFileError, UsageError
 from dlcli.registry import Registry
 
@@ -163,7 +163,7 @@ DATASETS.add("mnist-sample", DatasetSpec(
 
 
 def load_dataset(
-    spec: str, data_dir: str | None = None, download: bool = True, progress: bool = False
+    spec: str, data_dir: str | Path | None = None, download: bool = True, progress: bool = False
 ) -> Dataset:
     """Load a dataset by spec: a registered name, `folder:PATH` or `csv:PATH`.
 
@@ -189,16 +189,14 @@ def _lookup(spec: str) -> DatasetSpec:
 
 
 def _load_path(spec: str, kind: str, path: Path) -> Dataset:
+    """`folder:`/`csv:` datasets keep the spec as their name, so a checkpoint's record can reload them."""
     if kind == "folder":
         from dlcli.data.folder import read_folder
 
-        found: Any = read_folder(path)
-    else:
-        from dlcli.data.tabular import read_csv
+        return read_folder(path, name=spec).with_stats()
+    from dlcli.data.tabular import read_csv
 
-        found = read_csv(path)
-    test = Split(*found.test) if found.test is not None else None
-    return Dataset(spec, Split(*found.train), test, found.classes, found.summary).with_stats()
+    return read_csv(path, name=spec).with_stats()
 
 
 def _read_named(entry: DatasetSpec, folder: Path) -> Dataset:
@@ -223,7 +221,7 @@ def _read_named(entry: DatasetSpec, folder: Path) -> Dataset:
     return dataset.with_stats()
 
 
-def dataset_status(name: str, data_dir: str | None = None) -> dict[str, Any]:
+def dataset_status(name: str, data_dir: str | Path | None = None) -> dict[str, Any]:
     """What `dlcli datasets` shows for one named dataset; looks at files but never reads or hashes them."""
     entry = DATASETS.get(name)
     folder = resolve.find_complete_folder(entry, data_dir)

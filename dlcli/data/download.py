@@ -24,7 +24,7 @@ from dlcli.errors import DataNotFoundError, WorkError
 
 TIMEOUT_S = 30.0
 _CHUNK = 1 << 16
-_USER_AGENT = "dlcli (+https://pypi.org/project/dlcli)"
+_USER_AGENT = "dlcli"
 
 
 def download(
@@ -36,9 +36,9 @@ def download(
     the downloaded bytes do not match `md5` (the bad file is deleted so the next attempt starts clean).
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
         _fetch(url, part, progress, timeout)
     except _Interrupted as e:
         raise DataNotFoundError(
@@ -50,14 +50,15 @@ def download(
             f"cannot download {dest.name}: {url} answered HTTP {e.code} {e.reason}. "
             f"Put the file at {dest} by hand, or set DLCLI_MIRROR to a mirror that has it."
         ) from None
-    except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
+    except _Unreachable as e:
         resume = " (the partial download is kept and will be resumed)" if part.exists() else ""
         raise DataNotFoundError(
-            f"cannot download {dest.name} from {url}: {reason}{resume}. This machine seems to be "
-            f"offline; put the file at {dest} by hand (or in <data-dir>/{dest.parent.name}/ and pass "
-            "--data-dir or set DLCLI_DATA_DIR)."
+            f"cannot download {dest.name} from {url}: {e}{resume}. This machine seems to be offline; "
+            f"put the file at {dest} by hand (or in <data-dir>/{dest.parent.name}/ and pass --data-dir "
+            "or set DLCLI_DATA_DIR)."
         ) from None
+    except OSError as e:  # writing, not the network: a full disk or a read-only cache
+        raise WorkError(f"cannot write {part}: {e.strerror or e}") from None
     _verify(part, url, md5)
     os.replace(part, dest)
     return dest
@@ -77,6 +78,8 @@ def _fetch(url: str, part: Path, progress: bool, timeout: float) -> None:
         # 416: our partial file is not a prefix the server can continue (stale or complete); restart.
         part.unlink()
         return _fetch(url, part, progress, timeout)
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+        raise _Unreachable(str(getattr(e, "reason", e)) or type(e).__name__) from None
     with response:
         _stream(response, part, have, progress)
 
@@ -94,6 +97,10 @@ def _stream(response: HTTPResponse, part: Path, have: int, progress: bool) -> No
     if total is not None and size != total:
         # http.client returns a short body silently when the server closes early.
         raise _Interrupted(f"the connection closed after {size} of {total} bytes")
+
+
+class _Unreachable(Exception):
+    """No answer from the server at all (refused, no route, DNS failure, timeout)."""
 
 
 class _Interrupted(Exception):

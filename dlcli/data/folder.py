@@ -19,6 +19,7 @@ from types import ModuleType
 
 import numpy as np
 
+from dlcli.data.dataset import Dataset, Split
 from dlcli.errors import InputFileError, UsageError
 
 IMAGE_SUFFIXES = frozenset(
@@ -35,17 +36,7 @@ class _Entry:
     size: tuple[int, int]  # (width, height), as Pillow reports it
 
 
-@dataclass(frozen=True)
-class FolderData:
-    """What `read_folder` found: splits as arrays, plus a human summary for `Dataset.source`."""
-
-    train: tuple[np.ndarray, np.ndarray]
-    test: tuple[np.ndarray, np.ndarray] | None
-    classes: list[str]
-    summary: str
-
-
-def read_folder(root: Path) -> FolderData:
+def read_folder(root: Path, name: str) -> Dataset:
     """Read a class-per-sub-folder image tree (see the module docstring for the layout)."""
     if not root.is_dir():
         raise InputFileError(f"folder dataset {root} is not a directory")
@@ -62,7 +53,7 @@ def read_folder(root: Path) -> FolderData:
     resized = sum(e.size != size for e in everything)
     summary = f"folder {root} ({len(everything)} images, {mode} {size[0]}x{size[1]}"
     summary += f", {resized} resized to the most common size)" if resized else ")"
-    return FolderData(arrays["train"], arrays.get("test"), classes, summary)
+    return Dataset(name, arrays["train"], arrays.get("test"), classes, summary)
 
 
 def _pillow() -> ModuleType:
@@ -107,7 +98,7 @@ def _scan(folder: Path, classes: list[str], every_class: bool) -> list[_Entry]:
     return entries
 
 
-def _load(entries: list[_Entry], mode: str, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def _load(entries: list[_Entry], mode: str, size: tuple[int, int]) -> Split:
     """Decode, convert and resize a split into uint8 (N, C, H, W) plus int64 labels."""
     image = _pillow()
     channels = 1 if mode == "L" else 3
@@ -119,7 +110,7 @@ def _load(entries: list[_Entry], mode: str, size: tuple[int, int]) -> tuple[np.n
                 converted = converted.resize(size, image.Resampling.BILINEAR)
             pixels = np.asarray(converted, dtype=np.uint8)
         x[i] = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
-    return x, np.array([e.label for e in entries], dtype=np.int64)
+    return Split(x, np.array([e.label for e in entries], dtype=np.int64))
 
 
 @contextmanager

@@ -87,16 +87,6 @@ def open_maybe_gzip(path: Path) -> BinaryIO:
     return gzip.open(path, "rb") if compressed else open(path, "rb")  # type: ignore[return-value]
 
 
-def file_md5(path: Path, decompress: bool = True) -> str:
-    """md5 of a file's content, decompressed when it is gzip and `decompress` is set."""
-    digest = hashlib.md5()
-    opener = open_maybe_gzip if decompress else (lambda p: open(p, "rb"))
-    with opener(path) as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _read_stream(f: BinaryIO, path: Path) -> tuple[np.ndarray, str]:
     digest = hashlib.md5()
     header = _read_exact(f, 4, path, "header")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dlcli.data.dataset import Dataset, Split
 from dlcli.errors import InputFileError
 
 LABEL_COLUMNS = ("label", "target", "class")
@@ -31,23 +32,12 @@ class _Table:
     line_numbers: list[int]  # file line number of each row, for error messages
 
 
-@dataclass(frozen=True)
-class TableData:
-    """What `read_csv` found: splits as arrays, plus a human summary for `Dataset.source`."""
-
-    train: tuple[np.ndarray, np.ndarray]
-    test: tuple[np.ndarray, np.ndarray] | None
-    classes: list[str]
-    features: list[str]
-    summary: str
-
-
 def sibling_test_path(path: Path) -> Path:
     """The file holding the test split: `data.csv` -> `data.test.csv`."""
     return path.with_name(f"{path.stem}.test{path.suffix}")
 
 
-def read_csv(path: Path) -> TableData:
+def read_csv(path: Path, name: str) -> Dataset:
     """Read `path` (and its `<stem>.test.csv` sibling when present) as a classification table."""
     train = _read_table(path)
     test_path = sibling_test_path(path)
@@ -60,15 +50,14 @@ def read_csv(path: Path) -> TableData:
     classes = _class_names([v for split in labels for v in split])
     index = {name: i for i, name in enumerate(classes)}
     splits = [
-        (_features(t, label_col), np.array([index[v] for v in split], dtype=np.int64))
+        Split(_features(t, label_col), np.array([index[v] for v in split], dtype=np.int64))
         for t, split in zip(tables, labels, strict=True)
     ]
-    features = [h for i, h in enumerate(train.header) if i != label_col]
     summary = (
-        f"csv {path} ({len(train.rows)} rows, {len(features)} features, label column "
+        f"csv {path} ({len(train.rows)} rows, {len(train.header) - 1} features, label column "
         f"{train.header[label_col]!r}" + (f", test split from {test_path.name})" if test else ")")
     )
-    return TableData(splits[0], splits[1] if test else None, classes, features, summary)
+    return Dataset(name, splits[0], splits[1] if test else None, classes, summary)
 
 
 def _read_table(path: Path) -> _Table:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -19,17 +19,24 @@ from dlcli.errors import UsageError
 
 @dataclass
 class TensorSplit:
-    """A split as tensors on a device, plus the factor that turns stored values into [0, 1] inputs."""
+    """A split as tensors on a device, plus the factor that turns stored values into [0, 1] inputs.
+
+    `extras` are further per-sample tensors (e.g. cached teacher logits) sliced along with x and y.
+    """
 
     x: torch.Tensor
     y: torch.Tensor
     scale: float
+    extras: tuple[torch.Tensor, ...] = field(default_factory=tuple)
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
     def subset(self, index: torch.Tensor) -> TensorSplit:
-        return TensorSplit(self.x[index], self.y[index], self.scale)
+        return TensorSplit(self.x[index], self.y[index], self.scale, tuple(e[index] for e in self.extras))
+
+    def with_extra(self, tensor: torch.Tensor) -> TensorSplit:
+        return TensorSplit(self.x, self.y, self.scale, (*self.extras, tensor))
 
 
 def to_tensor_split(split: Split, scale: float, device: torch.device) -> TensorSplit:
@@ -96,17 +103,19 @@ class Batches:
     def __len__(self) -> int:
         return math.ceil(len(self.split) / self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         n = len(self.split)
         device = self.split.x.device
         order = torch.randperm(n, generator=self.generator).to(device) if self.shuffle else None
         for start in range(0, n, self.batch_size):
             if order is None:
-                xb = self.split.x[start : start + self.batch_size]
-                yb = self.split.y[start : start + self.batch_size]
+                window = slice(start, start + self.batch_size)
+                xb, yb = self.split.x[window], self.split.y[window]
+                extras = tuple(e[window] for e in self.split.extras)
             else:
                 index = order[start : start + self.batch_size]
                 xb, yb = self.split.x[index], self.split.y[index]
+                extras = tuple(e[index] for e in self.split.extras)
             xb = xb.float()
             if self.split.scale != 1.0:
                 xb = xb.mul_(self.split.scale)
@@ -114,7 +123,7 @@ class Batches:
                 xb = self.transform(xb)
             if self.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            yield xb, yb
+            yield (xb, yb, *extras)
 
 
 def dataset_splits(dataset: Dataset, device: torch.device) -> tuple[TensorSplit, TensorSplit | None]:

@@ -62,7 +62,8 @@ def prepare_data(
 def recommended_epochs(spec: str) -> int:
     from dlcli.data.catalog import DATASETS
 
-    return DATASETS.get(spec).default_epochs if spec in DATASETS else 10
+    name = spec.lower()
+    return DATASETS.get(name).default_epochs if name in DATASETS else 10
 
 
 def use_channels_last(cfg: TrainConfig, device: torch.device, dataset: Dataset) -> bool:
@@ -140,6 +141,7 @@ def run_fit(
     writer: RunWriter, console: Console, device: torch.device, generator: torch.Generator,
     optimizer_groups: list[dict[str, Any]] | None = None,
     on_epoch_start: Callable[[int], None] | None = None,
+    train_mode: Callable[[nn.Module], None] | None = None,
 ) -> TrainOutcome:
     """Train with the one loop, saving as we go; then test the best checkpoint and plot the curves.
 
@@ -156,7 +158,7 @@ def run_fit(
         result = fit(
             model, task, batches, val, optimizer, scheduler, epochs, device=device, eval_loss=eval_loss,
             patience=cfg.patience, precision=cfg.precision, progress=make_progress(console),
-            on_epoch_start=on_epoch_start, on_epoch_end=writer.on_epoch_end,
+            on_epoch_start=on_epoch_start, on_epoch_end=writer.on_epoch_end, train_mode=train_mode,
         )
     except KeyboardInterrupt:
         save_checkpoint(writer.make_checkpoint({"interrupted": True}), writer.last_path)
@@ -213,5 +215,68 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> Path | None:
     return path
 
 
-def elapsed(start: float) -> float:
-    return time.perf_counter() - start
+def checkpoint_factory(
+    model: nn.Module, model_name: str, args: dict[str, Any], cfg: TrainConfig, dataset: Dataset,
+    lineage: list[dict[str, Any]], extra: dict[str, Any] | None = None,
+) -> Callable[[dict[str, Any]], Checkpoint]:
+    """Return make_checkpoint(metrics) for RunWriter: a snapshot of the model's current weights."""
+
+    def make(metrics: dict[str, Any]) -> Checkpoint:
+        return Checkpoint(
+            model_name=model_name, model_args=args, state_dict=model.state_dict(), classes=dataset.classes,
+            input_shape=dataset.input_shape, mean=dataset.mean, std=dataset.std, dataset=cfg.data,
+            metrics=metrics, config=cfg.to_dict(), lineage=lineage, extra=dict(extra or {}),
+        )
+
+    return make
+
+
+@dataclass
+class TrainingJob:
+    """Everything `train_and_save` needs beyond the config: what to train, how, and what to record."""
+
+    command: str
+    model: nn.Module
+    model_name: str
+    model_args: dict[str, Any]
+    task: Task
+    lineage: list[dict[str, Any]]
+    optimizer_groups: list[dict[str, Any]] | None = None
+    on_epoch_start: Callable[[int], None] | None = None
+    train_mode: Callable[[nn.Module], None] | None = None
+    extra: dict[str, Any] | None = None
+
+
+def train_and_save(
+    cfg: TrainConfig, job: TrainingJob, data: PreparedData, out_dir: Path, console: Console,
+    device: torch.device, generator: torch.Generator, start: float,
+) -> dict[str, Any]:
+    """Run the job with the one loop, write the run folder, and return the command's result."""
+    from dlcli.console import result
+    from dlcli.models import count_parameters
+    from dlcli.runs import record_latest
+
+    epochs = cfg.epochs or recommended_epochs(cfg.data)
+    cfg.epochs = epochs
+    console.info(f"model: {job.model_name} {job.model_args}  parameters {count_parameters(job.model):,}")
+    console.info(f"training {epochs} epochs on {len(data.train)} samples, validating on "
+                 f"{len(data.val) if data.val else 0}; writing to {out_dir}")
+    writer = RunWriter(out_dir, checkpoint_factory(
+        job.model, job.model_name, job.model_args, cfg, data.dataset, job.lineage, job.extra))
+    writer.write_config(cfg.to_dict())
+    outcome = run_fit(cfg, job.model, job.task, data, epochs, writer, console, device, generator,
+                      job.optimizer_groups, job.on_epoch_start, job.train_mode)
+    record_latest(outcome.best_path)
+    metrics = {
+        **outcome.test_metrics,
+        "val_accuracy": outcome.fit.best_val_accuracy,
+        "best_epoch": outcome.fit.best_epoch,
+        "epochs": len(outcome.fit.history),
+        "params": count_parameters(job.model),
+        "train_seconds": round(outcome.fit.seconds, 3),
+    }
+    if "accuracy" in metrics:
+        console.info(f"test accuracy {metrics['accuracy']:.2%}  loss {metrics['loss']:.4f}  "
+                     f"(best epoch {outcome.fit.best_epoch})")
+    return result(job.command, str(outcome.best_path), metrics, str(device), time.perf_counter() - start,
+                  run_dir=str(out_dir), stopped_early=outcome.fit.stopped_early)
