@@ -23,8 +23,9 @@ class TrainConfig:
     """Registered model name (see `dlcli models`)."""
     model_args: dict[str, Any] = field(default_factory=dict)
     """Constructor arguments of the model, e.g. {"width": 2} or {"depth": 8}."""
-    data: str = "mnist-sample"
-    """Dataset name (see `dlcli datasets`), folder:PATH or csv:PATH."""
+    data: str | None = None
+    """Dataset name (see `dlcli datasets`), folder:PATH or csv:PATH. Default: the embedded
+    mnist-sample for train; the checkpoint's own dataset for finetune, distill and prune."""
     data_dir: str | None = None
     """Root holding <dataset>/<files>; default $DLCLI_DATA_DIR, then the cache."""
     epochs: int | None = None

@@ -45,7 +45,7 @@ def predict(
     """All logits and labels of `batches`, with the model in eval mode."""
     model.eval()
     logits, labels = [], []
-    for x, y in batches:
+    for x, y, *_ in batches:
         logits.append(model(x).float())
         labels.append(y)
     return torch.cat(logits), torch.cat(labels)
@@ -68,15 +68,15 @@ def evaluate(
 def _train_epoch(
     model: nn.Module, task: Task, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     optimizer: torch.optim.Optimizer, scheduler: Any, progress: ProgressSink,
-    device: torch.device, precision: str,
+    device: torch.device, precision: str, train_mode: Callable[[nn.Module], None],
 ) -> dict[str, float]:
-    model.train()
+    train_mode(model)
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
-    for step, (x, y) in enumerate(batches, start=1):
+    for step, (x, y, *extra) in enumerate(batches, start=1):
         with autocast_context(device, precision):
-            loss, logits = task(model, x, y)
+            loss, logits = task(model, x, y, *extra)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -115,11 +115,18 @@ def fit(
     progress: ProgressSink | None = None,
     on_epoch_start: Callable[[int], None] | None = None,
     on_epoch_end: EpochCallback | None = None,
+    train_mode: Callable[[nn.Module], None] | None = None,
 ) -> FitResult:
     """Train for `epochs`, validating after each; the best epoch is the one with the highest
     validation accuracy (the last one when there is no validation split). Stops early after
-    `patience` epochs without improvement."""
+    `patience` epochs without improvement.
+
+    Batches may carry extra per-sample tensors after (x, y) (e.g. cached teacher logits); they are
+    passed on to the task. `train_mode` puts the model in training mode each epoch (finetune uses it
+    to keep frozen BatchNorm layers in eval mode).
+    """
     progress = progress or NullProgress()
+    train_mode = train_mode or (lambda m: m.train())
     result = FitResult()
     start = time.perf_counter()
     stale = 0
@@ -129,7 +136,9 @@ def fit(
         epoch_start = time.perf_counter()
         progress.epoch_start(epoch, epochs, len(train_batches))
         summary: dict[str, Any] = {"epoch": epoch}
-        summary.update(_train_epoch(model, task, train_batches, optimizer, scheduler, progress, device, precision))
+        summary.update(_train_epoch(
+            model, task, train_batches, optimizer, scheduler, progress, device, precision, train_mode
+        ))
         if val_batches is not None:
             val = evaluate(model, val_batches, eval_loss)
             summary.update({"val_loss": val["loss"], "val_accuracy": val["accuracy"]})

@@ -12,8 +12,9 @@ from dlcli.losses import LossFn, distillation_loss
 
 
 class Task(Protocol):
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        ...
+    def __call__(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *extra: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 def l1_penalty(model: nn.Module) -> torch.Tensor:
@@ -29,7 +30,9 @@ class ClassificationTask:
         self.loss_fn = loss_fn
         self.l1 = l1
 
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *extra: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         logits = model(x)
         loss = self.loss_fn(logits, y)
         if self.l1:
@@ -40,7 +43,9 @@ class ClassificationTask:
 class DistillationTask(ClassificationTask):
     """Hinton-style logit distillation from a frozen teacher, mixed with the hard-label loss.
 
-    `teacher_logits_fn` lets the caller serve cached teacher logits instead of running the teacher.
+    When the batches carry cached teacher logits (an extra tensor after x and y, see
+    `cache_teacher_logits`), the teacher is not run at all: for non-augmented data its outputs never
+    change, so computing them once saves a teacher forward pass per step.
     """
 
     def __init__(
@@ -58,10 +63,15 @@ class DistillationTask(ClassificationTask):
         self.temperature = temperature
         self.alpha = alpha
 
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *extra: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         hard, logits = super().__call__(model, x, y)
-        self.teacher.eval()  # the loop puts the student in train mode each epoch; never the teacher
-        with torch.no_grad():
-            teacher_logits = self.teacher(x)
+        if extra:
+            teacher_logits = extra[0]
+        else:
+            self.teacher.eval()  # the loop puts the student in train mode each epoch; never the teacher
+            with torch.no_grad():
+                teacher_logits = self.teacher(x)
         loss = distillation_loss(logits, teacher_logits.float(), hard, self.temperature, self.alpha)
         return loss, logits

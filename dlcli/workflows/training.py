@@ -26,6 +26,7 @@ from dlcli.losses import make_loss
 from dlcli.optim import make_optimizer, make_scheduler, parameter_groups
 
 EVAL_BATCH = 1000
+DEFAULT_DATASET = "mnist-sample"  # embedded in the package: `dlcli train` works offline, in seconds
 
 
 @dataclass
@@ -245,6 +246,8 @@ class TrainingJob:
     on_epoch_start: Callable[[int], None] | None = None
     train_mode: Callable[[nn.Module], None] | None = None
     extra: dict[str, Any] | None = None
+    remember: bool = True
+    """Record best.pt as the latest run (off for side runs such as distill's baseline)."""
 
 
 def train_and_save(
@@ -266,7 +269,8 @@ def train_and_save(
     writer.write_config(cfg.to_dict())
     outcome = run_fit(cfg, job.model, job.task, data, epochs, writer, console, device, generator,
                       job.optimizer_groups, job.on_epoch_start, job.train_mode)
-    record_latest(outcome.best_path)
+    if job.remember:
+        record_latest(outcome.best_path)
     metrics = {
         **outcome.test_metrics,
         "val_accuracy": outcome.fit.best_val_accuracy,
