@@ -1,0 +1,66 @@
+"""Issue "finetune and distill": Hinton et al.'s MNIST table, with our models.
+
+A resnet teacher (ResNet-20, ~272k parameters) is trained on MNIST; the default cnn (~25k, under a
+tenth of the teacher) is distilled from it and, with the same budget, trained alone (`--baseline`).
+
+Run:  DLCLI_DATA_DIR=../shared/data python benchmarks/bench_distill.py [--teacher-epochs 4] [--epochs 2]
+      (pass --teacher PATH to reuse a trained teacher)
+Prints a table and writes benchmarks/results/distill.json. A measurement, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results" / "distill.json"
+
+
+def dlcli(*args: str) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "dlcli", *args, "--json", "-q"], capture_output=True, text=True,
+                          env={**os.environ, "NO_COLOR": "1"})
+    if proc.returncode != 0:
+        raise SystemExit(f"dlcli {' '.join(args)} failed: {proc.stderr.strip()}")
+    return json.loads(proc.stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--teacher", help="a trained teacher checkpoint (default: train a resnet)")
+    parser.add_argument("--teacher-epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=2, help="student budget, distilled and alone")
+    parser.add_argument("--temperature", default="4")
+    parser.add_argument("--alpha", default="0.9")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if not os.environ.get("DLCLI_DATA_DIR"):
+        raise SystemExit("set DLCLI_DATA_DIR to a folder holding mnist/")
+    with tempfile.TemporaryDirectory() as tmp:
+        teacher = args.teacher
+        teacher_cmd = f"dlcli train -m resnet --data mnist --epochs {args.teacher_epochs} --seed {args.seed}"
+        if teacher is None:
+            teacher = dlcli(*teacher_cmd.split()[1:], "--out", f"{tmp}/teacher")["artifact"]
+        distill_cmd = (f"dlcli distill --teacher TEACHER --student cnn --data mnist --epochs {args.epochs} "
+                       f"--temperature {args.temperature} --alpha {args.alpha} --seed {args.seed} --baseline")
+        result = dlcli(*distill_cmd.replace("TEACHER", teacher).split()[1:], "--out", f"{tmp}/kd")
+    m = result["metrics"]
+    rows = [("teacher (resnet)", m["teacher_params"], m["teacher_accuracy"]),
+            ("student distilled (cnn)", m["student_params"], m["accuracy"]),
+            ("student alone (cnn)", m["student_params"], m["baseline_accuracy"])]
+    print(f"{'model':<24} {'params':>8} {'accuracy':>9} {'errors':>7}")
+    for name, params, acc in rows:
+        print(f"{name:<24} {params:>8,} {acc:>9.2%} {round((1 - acc) * 10000):>7}")
+    print(f"param ratio {m['param_ratio']:.1%}, latency ratio {m['latency_ratio']:.2f}x (PyTorch, batch 32)")
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps({"teacher_command": teacher_cmd, "distill_command": distill_cmd,
+                                   "metrics": m}, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
