@@ -91,7 +91,7 @@ DATASETS.add("mnist", DatasetSpec(
     name="mnist",
     summary="MNIST handwritten digits, 28x28 grayscale, 10 classes",
     classes=_DIGITS,
-    default_epochs=5,
+    default_epochs=2,
     files=_idx_files(
         "https://ossci-datasets.s3.amazonaws.com/mnist",
         ("6bbc9ace898e44ae57da46a324031adb", "a25bea736e30d166cdddb491f175f624",
