@@ -50,6 +50,7 @@ def distill(
 ) -> None:
     """Distill a teacher checkpoint into a smaller student (Hinton et al., 2015).
 
+    \b
     Examples:
       dlcli distill --teacher runs/train/exp/best.pt --student cnn -a width=0.5 --baseline
       dlcli distill -t resnet.pt -s mlp -a hidden=[64] --data mnist --epochs 5 -T 4 --alpha 0.9

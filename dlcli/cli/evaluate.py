@@ -20,6 +20,7 @@ def eval_command(
 ) -> None:
     """Evaluate a checkpoint or ONNX file on a dataset's test split (default: the dataset it was trained on).
 
+    \b
     Examples:
       dlcli eval
       dlcli eval runs/train/exp/best.pt --data mnist

@@ -45,6 +45,7 @@ def finetune(
 
     Default learning rate: a quarter of the optimizer's from-scratch default (sgd: 0.05).
 
+    \b
     Examples:
       dlcli finetune runs/train/exp/best.pt --data fashion-mnist --train-samples 1000
       dlcli finetune best.pt --data fashion-mnist --freeze all-but-head --unfreeze-after 2 --head-lr 0.1

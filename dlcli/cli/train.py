@@ -40,6 +40,7 @@ def train(
 ) -> None:
     """Train a model. With no options: the default cnn on the embedded MNIST sample, in seconds.
 
+    \b
     Examples:
       dlcli train
       dlcli train --model cnn --data mnist
