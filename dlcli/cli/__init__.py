@@ -44,13 +44,17 @@ def _root(
 
 
 def _register() -> None:
-    from dlcli.cli import evaluate, info, train
+    from dlcli.cli import benchmark, distill, evaluate, export, finetune, info, train
 
     app.command("train", no_args_is_help=False)(train.train)
     app.command("eval")(evaluate.eval_command)
+    app.command("finetune")(finetune.finetune)
+    app.command("distill")(distill.distill)
     app.command("info")(info.info)
     app.command("models")(info.models)
     app.command("datasets")(info.datasets)
+    app.command("export")(export.export)
+    app.command("benchmark")(benchmark.benchmark)
 
 
 _register()

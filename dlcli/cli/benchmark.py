@@ -1,0 +1,53 @@
+"""`dlcli benchmark`."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dlcli.cli._options import DataDirOpt, DataOpt, DeviceOpt, ForceOpt, JsonOpt, QuietOpt
+from dlcli.cli.common import emit, make_console
+
+
+def benchmark(
+    artifacts: Annotated[list[Path], typer.Argument(help="Checkpoints (.pt) and/or ONNX files to measure.")],
+    batch_size: Annotated[str, typer.Option("--batch-size", "-b", help="Comma list of batch sizes.")] = "1,32",
+    threads: Annotated[int | None, typer.Option(
+        "--threads", help="CPU threads for PyTorch and onnxruntime.", show_default="all cores")] = None,
+    warmup: Annotated[int, typer.Option("--warmup", help="Untimed calls before timing.")] = 10,
+    iters: Annotated[int | None, typer.Option(
+        "--iters", help="Timed calls per batch size.", show_default="100 unless --seconds")] = None,
+    seconds: Annotated[float | None, typer.Option(
+        "--seconds", help="Time budget per batch size (with --iters: whichever ends first).")] = None,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile checkpoints before timing.")] = False,
+    device: DeviceOpt = None,
+    data: DataOpt = None,
+    data_dir: DataDirOpt = None,
+    csv: Annotated[Path | None, typer.Option("--csv", help="Also write the rows to this CSV file.")] = None,
+    plot: Annotated[Path | None, typer.Option(
+        "--plot", help="PNG of accuracy (or throughput) against latency.",
+        show_default="benchmark.png with several artifacts")] = None,
+    force: ForceOpt = False,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Measure latency (p50/p90/p99), throughput, size, parameters and, with --data, accuracy.
+
+    Checkpoints run in PyTorch (eager, or --compile), .onnx files in onnxruntime (CUDA when
+    available and --device allows). Warm-up calls are discarded, every call is timed on its own and
+    inputs rotate among several batches; rows record the machine they were measured on.
+
+    \b
+    Examples:
+      dlcli benchmark runs/train/exp/best.pt runs/train/exp/best.onnx
+      dlcli benchmark model.onnx --batch-size 1,8,64 --threads 1 --data mnist --csv bench.csv
+      dlcli benchmark best.pt --compile --seconds 5 --json
+    """
+    from dlcli.workflows.benchmark import BenchmarkConfig, parse_batch_sizes, run
+
+    cfg = BenchmarkConfig(
+        artifacts=list(artifacts), batch_sizes=parse_batch_sizes(batch_size), threads=threads, warmup=warmup,
+        iters=iters, seconds=seconds, device=device.value if device else "auto", compile=compile, data=data,
+        data_dir=str(data_dir) if data_dir else None, csv=csv, plot=plot, force=force,
+    )
+    emit(run(cfg, make_console(quiet)), json_output)

@@ -1,0 +1,139 @@
+"""What an exported .onnx file says about itself: JSON values under `dlcli.*` metadata_props keys.
+
+A consumer needs no dlcli to use the file: it reads `dlcli.classes`, `dlcli.input_shape` and
+`dlcli.input_layout`, feeds float32 pixels in `dlcli.input_range` and gets logits; normalization is
+inside the graph (`dlcli.normalization` records it for reference). `dlcli eval` reads
+`dlcli.dataset` to pick its default data, and quantize/prune read the lineage and source hash.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from dlcli import __version__
+from dlcli.checkpoint import Checkpoint
+from dlcli.console import Console, result
+from dlcli.errors import InputFileError
+from dlcli.export.runtime import load_onnx
+
+PREFIX = "dlcli."
+METADATA_VERSION = 1
+
+
+def export_metadata(
+    ckpt: Checkpoint, source_sha256: str, exporter: dict[str, Any], dynamic_batch: bool,
+    lineage_step: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The metadata of an ONNX file exported from `ckpt` (values are plain JSON data)."""
+    return {
+        "metadata_version": METADATA_VERSION,
+        "version": __version__,
+        "model": {"name": ckpt.model_name, "args": ckpt.model_args},
+        "classes": list(ckpt.classes),
+        "input_shape": list(ckpt.input_shape),
+        "input_layout": "NCHW" if len(ckpt.input_shape) == 3 else "NF",
+        "input_range": [0.0, 1.0],
+        "input_dtype": "float32",
+        "dynamic_batch": dynamic_batch,
+        "normalization": {"mean": list(ckpt.mean), "std": list(ckpt.std), "in_graph": True},
+        "dataset": ckpt.dataset,
+        "metrics": ckpt.metrics,
+        "source_sha256": source_sha256,
+        "exporter": exporter,
+        "lineage": [*ckpt.lineage, *([lineage_step] if lineage_step else [])],
+    }
+
+
+def write_metadata(proto: onnx.ModelProto, values: dict[str, Any]) -> None:
+    """Set `dlcli.<key>` = JSON(value) in `proto.metadata_props`, replacing earlier dlcli keys."""
+    keep = [(p.key, p.value) for p in proto.metadata_props if not p.key.startswith(PREFIX)]
+    del proto.metadata_props[:]
+    for key, value in keep:
+        proto.metadata_props.add(key=key, value=value)
+    for key, value in values.items():
+        proto.metadata_props.add(key=PREFIX + key, value=json.dumps(value, default=str))
+
+
+def read_metadata(proto: onnx.ModelProto) -> dict[str, Any]:
+    """The `dlcli.*` metadata as Python values ({} for an ONNX file dlcli did not write)."""
+    values: dict[str, Any] = {}
+    for prop in proto.metadata_props:
+        if prop.key.startswith(PREFIX):
+            try:
+                values[prop.key[len(PREFIX):]] = json.loads(prop.value)
+            except ValueError:
+                values[prop.key[len(PREFIX):]] = prop.value
+    return values
+
+
+def is_dlcli_onnx(path: str | Path) -> bool:
+    """Whether an existing file is an ONNX model dlcli wrote (so overwriting it needs no --force)."""
+    try:
+        return "version" in read_metadata(load_onnx(path))
+    except InputFileError:
+        return False
+
+
+def parameter_count(proto: onnx.ModelProto) -> int:
+    """Elements in all initializers: for an int8 model that includes scales and zero points."""
+    return int(sum(int(np.prod(t.dims, dtype=np.int64)) for t in proto.graph.initializer))
+
+
+def graph_io(proto: onnx.ModelProto) -> dict[str, list[dict[str, Any]]]:
+    """Names and shapes (symbolic dimensions as their names) of the graph's inputs and outputs."""
+
+    def describe(values: Any) -> list[dict[str, Any]]:
+        out = []
+        for v in values:
+            dims = [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+            dtype = onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type).name
+            out.append({"name": v.name, "shape": dims, "dtype": dtype})
+        return out
+
+    return {"inputs": describe(proto.graph.input), "outputs": describe(proto.graph.output)}
+
+
+def opset_version(proto: onnx.ModelProto) -> int | None:
+    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+
+
+def describe_onnx(path: Path, console: Console) -> dict[str, Any]:
+    """`dlcli info X.onnx`: the dlcli metadata, graph inputs/outputs, opset and parameter count."""
+    start = time.perf_counter()
+    proto = load_onnx(path)
+    meta = read_metadata(proto)
+    details = {
+        "format": "onnx",
+        "model": (meta.get("model") or {}).get("name"),
+        "model_args": (meta.get("model") or {}).get("args"),
+        "params": parameter_count(proto),
+        "input_shape": meta.get("input_shape"),
+        "classes": meta.get("classes"),
+        "normalization": meta.get("normalization"),
+        "dataset": meta.get("dataset"),
+        "lineage": meta.get("lineage", []),
+        "size_bytes": path.stat().st_size,
+        "dlcli_version": meta.get("version"),
+        "opset": opset_version(proto),
+        "exporter": meta.get("exporter"),
+        "source_sha256": meta.get("source_sha256"),
+        **graph_io(proto),
+    }
+    if not meta:
+        console.warn(f"{path} has no dlcli metadata; showing what the graph itself says.")
+    skip = ("lineage", "classes", "inputs", "outputs")
+    rows = [[k, v] for k, v in details.items() if k not in skip and v is not None]
+    rows.append(["classes", ", ".join(details["classes"] or []) or None])
+    rows += [[f"{kind[:-1]} {v['name']}", f"{v['dtype']} {v['shape']}"]
+             for kind in ("inputs", "outputs") for v in details[kind]]
+    console.table(str(path), ["field", "value"], rows)
+    metrics = meta.get("metrics") or {}
+    if metrics:
+        console.table("metrics (of the source checkpoint)", ["metric", "value"], [[k, v] for k, v in metrics.items()])
+    return result("info", None, metrics, None, time.perf_counter() - start, path=str(path), **details)

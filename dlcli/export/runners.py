@@ -1,0 +1,64 @@
+"""A model ready to be timed: PyTorch eager (optionally torch.compile) or an onnxruntime session,
+behind one interface, so `timing.measure` times every runtime the same way.
+
+`prepare` moves an input batch where the runtime wants it (a device tensor, a numpy array) before
+timing starts; `call` is then exactly one inference, and `sync` waits for an asynchronous device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from dlcli.export.runtime import input_spec
+
+
+@dataclass
+class Runner:
+    runtime: str
+    """"pytorch", "pytorch-compile" or "onnxruntime"."""
+    device: str
+    """"cpu" or "cuda" (for onnxruntime: where its first execution provider runs)."""
+    call: Callable[[Any], Any]
+    prepare: Callable[[np.ndarray], Any]
+    sync: Callable[[], None] | None = None
+    fixed_batch: int | None = None
+    """The only batch size a statically exported ONNX model accepts."""
+
+
+def torch_runner(model: nn.Module, device: torch.device, compile: bool = False, channels_last: bool = False) -> Runner:
+    """Eager PyTorch in eval mode (or torch.compile'd: compilation happens in the warm-up calls).
+    Calls must run under `torch.inference_mode()`, which the caller enters once for all of them."""
+    model = model.eval().to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    forward: Callable[[Any], Any] = torch.compile(model) if compile else model
+
+    def prepare(batch: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(batch).to(device)
+        return x.contiguous(memory_format=torch.channels_last) if channels_last and x.ndim == 4 else x
+
+    sync = torch.cuda.synchronize if device.type == "cuda" else None
+    return Runner("pytorch-compile" if compile else "pytorch", device.type, forward, prepare, sync)
+
+
+def onnx_runner(session: Any) -> Runner:
+    """An onnxruntime session fed numpy arrays. With the CUDA provider, each call includes the
+    host-to-device copy of its input and the copy of the logits back, as a plain `session.run` does."""
+    name, shape = input_spec(session)
+    provider = session.get_providers()[0]
+    device = "cuda" if provider.startswith("CUDA") else "cpu"
+
+    def call(batch: np.ndarray) -> Any:
+        return session.run(None, {name: batch})
+
+    def prepare(batch: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(batch, dtype=np.float32)
+
+    fixed = shape[0] if shape and shape[0] is not None else None
+    return Runner("onnxruntime", device, call, prepare, None, fixed)

@@ -1,0 +1,278 @@
+"""`dlcli benchmark`: latency, throughput, size and (with data) accuracy of checkpoints and ONNX files,
+measured the same way for every runtime (`dlcli.export.timing.measure`) on the same inputs."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dlcli.checkpoint import atomic_write
+from dlcli.console import Console, result
+from dlcli.data.dataset import Dataset
+from dlcli.errors import InputFileError, UsageError, WorkError
+from dlcli.export.environment import available_cores, environment, fingerprint
+from dlcli.export.runners import Runner, onnx_runner, torch_runner
+from dlcli.export.timing import describe_method, input_batches, measure
+from dlcli.runs import check_output_file
+
+POOL_SIZE = 512  # real images the timed batches rotate through, when --data is given
+PLOT_DEFAULT = "benchmark.png"
+
+
+@dataclass
+class BenchmarkConfig:
+    artifacts: list[Path]
+    batch_sizes: list[int] = field(default_factory=lambda: [1, 32])
+    threads: int | None = None
+    """torch.set_num_threads and onnxruntime intra-op threads; None: all cores available to us."""
+    warmup: int = 10
+    iters: int | None = None
+    seconds: float | None = None
+    device: str = "auto"
+    compile: bool = False
+    data: str | None = None
+    data_dir: str | None = None
+    csv: Path | None = None
+    plot: Path | None = None
+    """PNG of accuracy (or throughput) against latency; default PLOT_DEFAULT with several artifacts."""
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.artifacts:
+            raise UsageError("give at least one artifact (.pt checkpoint or .onnx file) to benchmark.")
+        if not self.batch_sizes or any(b <= 0 for b in self.batch_sizes):
+            raise UsageError(f"--batch-size needs positive integers, got {self.batch_sizes}.")
+        if self.threads is not None and self.threads <= 0:
+            raise UsageError(f"--threads must be positive, got {self.threads}.")
+
+
+@dataclass
+class Artifact:
+    """An opened artifact: its runner plus what the report says about it."""
+
+    path: Path
+    runner: Runner
+    input_shape: list[int]
+    params: int
+    accuracy: Callable[[Dataset, Console], dict[str, float]]
+
+
+def parse_batch_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or any(s <= 0 for s in sizes):
+        raise UsageError(f"--batch-size expects positive integers like 1,32, got {text!r}.")
+    return sizes
+
+
+def run(cfg: BenchmarkConfig, console: Console) -> dict[str, Any]:
+    start = time.perf_counter()
+    threads = cfg.threads or available_cores()
+    plot = cfg.plot or (Path(PLOT_DEFAULT) if len(cfg.artifacts) > 1 else None)
+    method = describe_method(cfg.warmup, cfg.iters, cfg.seconds)
+    artifacts = [open_artifact(path, cfg, threads) for path in cfg.artifacts]  # fail fast on a bad file
+    env = environment(threads)
+    console.info(f"machine: {env['cpu']} ({' '.join(env['isa']) or 'no ISA flags found'}), "
+                 f"gpu {env['gpu'] or 'none'}, {threads} threads")
+    console.info(method)
+    if env["load_avg_1m"] is not None and env["load_avg_1m"] > 0.5 * env["cores"]:
+        console.warn(f"the machine is busy (load average {env['load_avg_1m']} on {env['cores']} cores): "
+                     "latencies will be slower and noisier than on an idle machine.")
+    rows: list[dict[str, Any]] = []
+    with _torch_threads(threads), torch.inference_mode():
+        dataset = _load_data(cfg, console)
+        for artifact in artifacts:
+            rows += _benchmark(artifact, cfg, dataset, console, fingerprint(env))
+    _show_table(rows, console)
+    csv_path = _write_csv(rows, cfg.csv, cfg.force) if cfg.csv else None
+    plot_path = _write_plot(rows, plot, cfg.force) if plot and rows else None
+    artifact = csv_path or plot_path
+    devices = ",".join(sorted({r["device"] for r in rows})) or None
+    return result("benchmark", str(artifact) if artifact else None, {}, devices, time.perf_counter() - start,
+                  rows=rows, environment=env, method=method,
+                  csv=str(csv_path) if csv_path else None, plot=str(plot_path) if plot_path else None)
+
+
+def open_artifact(path: Path, cfg: BenchmarkConfig, threads: int) -> Artifact:
+    """A .onnx file runs in onnxruntime; anything else must be a dlcli checkpoint (PyTorch)."""
+    if path.suffix.lower() == ".onnx":
+        if cfg.compile:
+            raise UsageError("--compile applies to .pt checkpoints (torch.compile), not to ONNX files.")
+        return _open_onnx(path, threads, cfg.device)
+    return _open_checkpoint(path, cfg.device, cfg.compile)
+
+
+def _open_onnx(path: Path, threads: int, device: str) -> Artifact:
+    from dlcli.export.metadata import parameter_count, read_metadata
+    from dlcli.export.runtime import load_onnx, ort_session
+    from dlcli.workflows.evaluate import check_compatible, evaluation_split
+    from dlcli.workflows.evaluate_onnx import onnx_metrics, signature
+
+    proto = load_onnx(path)  # a clear error for truncated/non-ONNX files before onnxruntime sees it
+    shape, classes = signature(proto, read_metadata(proto))
+    if shape is None:
+        raise InputFileError(f"{path} has no fixed input shape and no dlcli metadata to say what it takes.")
+    session = ort_session(path, threads, device)
+
+    def accuracy(dataset: Dataset, console: Console) -> dict[str, float]:
+        check_compatible(dataset, shape, classes or dataset.classes, path)
+        return onnx_metrics(session, evaluation_split(dataset, torch.device("cpu"), console))
+
+    return Artifact(path, onnx_runner(session), shape, parameter_count(proto), accuracy)
+
+
+def _open_checkpoint(path: Path, device_name: str, compile: bool) -> Artifact:
+    from dlcli.checkpoint import load_checkpoint
+    from dlcli.device import resolve_device
+    from dlcli.engine import evaluate
+    from dlcli.losses import make_loss
+    from dlcli.models import count_parameters
+    from dlcli.workflows.evaluate import check_compatible, evaluation_split
+    from dlcli.workflows.training import eval_batches
+
+    ckpt = load_checkpoint(path)
+    device = resolve_device(device_name)
+    model = ckpt.build_model()
+    # The layout `dlcli eval` and training use for images on cpu/cuda (measured faster there).
+    channels_last = len(ckpt.input_shape) == 3 and device.type in ("cpu", "cuda")
+
+    def accuracy(dataset: Dataset, console: Console) -> dict[str, float]:
+        check_compatible(dataset, ckpt.input_shape, ckpt.classes, path)
+        split = evaluation_split(dataset, device, console)
+        return evaluate(model, eval_batches(split, channels_last), make_loss("cross-entropy"))
+
+    runner = torch_runner(model, device, compile, channels_last)
+    return Artifact(path, runner, list(ckpt.input_shape), count_parameters(model), accuracy)
+
+
+def _benchmark(
+    artifact: Artifact, cfg: BenchmarkConfig, dataset: Dataset | None, console: Console, machine: dict[str, Any],
+) -> list[dict[str, Any]]:
+    runner, path = artifact.runner, artifact.path
+    metrics = artifact.accuracy(dataset, console) if dataset is not None else {}
+    pool = _real_inputs(dataset) if dataset is not None else None
+    rows = []
+    for batch_size in cfg.batch_sizes:
+        if runner.fixed_batch is not None and batch_size != runner.fixed_batch:
+            console.warn(f"{path} was exported with a fixed batch size of {runner.fixed_batch}; "
+                         f"skipping batch {batch_size}.")
+            continue
+        batches = [runner.prepare(b) for b in input_batches(artifact.input_shape, batch_size, pool=pool)]
+        try:
+            stats = measure(runner.call, batches, cfg.warmup, cfg.iters, cfg.seconds, runner.sync)
+        except (UsageError, WorkError):
+            raise
+        except Exception as exc:  # e.g. torch.compile failing in its first (warm-up) call
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise WorkError(f"{runner.runtime} failed to run {path} at batch {batch_size}: {first}") from None
+        rows.append({"artifact": str(path), "runtime": runner.runtime, "device": runner.device,
+                     **stats.to_dict(), "size_bytes": path.stat().st_size, "params": artifact.params,
+                     "accuracy": metrics.get("accuracy"), "loss": metrics.get("loss"), **machine})
+    return rows
+
+
+def _load_data(cfg: BenchmarkConfig, console: Console) -> Dataset | None:
+    if cfg.data is None:
+        return None
+    from dlcli.workflows.training import load_data
+
+    return load_data(cfg.data, cfg.data_dir, console)
+
+
+def _real_inputs(dataset: Dataset) -> np.ndarray:
+    split = dataset.test if dataset.test is not None else dataset.train
+    return np.asarray(split.x[:POOL_SIZE], dtype=np.float32) * np.float32(dataset.input_scale())
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _show_table(rows: list[dict[str, Any]], console: Console) -> None:
+    """The device column only when rows differ in it (the machine line above names it)."""
+    labels = _short_labels([r["artifact"] for r in rows])
+    with_device = len({r["device"] for r in rows}) > 1
+    columns = ["artifact", "runtime", *(["device"] if with_device else []), "batch", "p50 ms", "p90 ms", "p99 ms",
+               "samples/s", "MB", "params", "accuracy"]
+    console.table("benchmark", columns, [
+        [labels[r["artifact"]], r["runtime"], *([r["device"]] if with_device else []), r["batch_size"],
+         *(f"{r[k]:.3g}" for k in ("p50_ms", "p90_ms", "p99_ms")), f"{r['throughput']:,.0f}",
+         f"{r['size_bytes'] / 1e6:.2f}", f"{r['params']:,}",
+         f"{r['accuracy']:.2%}" if r["accuracy"] is not None else None]
+        for r in rows
+    ])
+
+
+def _short_labels(paths: list[str]) -> dict[str, str]:
+    """File names when they are unique (the table is narrow), else the last two path parts."""
+    names = {p: Path(p).name for p in paths}
+    unique = len(set(names.values())) == len(set(paths))
+    return names if unique else {p: str(Path(*Path(p).parts[-2:])) for p in paths}
+
+
+def _file_head(path: Path) -> bytes:
+    try:
+        with path.open("rb") as f:
+            return f.read(4096)
+    except OSError:
+        return b""
+
+
+def _write_csv(rows: list[dict[str, Any]], path: Path, force: bool) -> Path:
+    check_output_file(path, force, is_ours=_file_head(path).startswith(b"artifact,runtime,"))
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["artifact", "runtime"])
+            writer.writeheader()
+            writer.writerows(rows)
+
+    return atomic_write(path, write)
+
+
+def _write_plot(rows: list[dict[str, Any]], path: Path, force: bool) -> Path:
+    """Accuracy (or, without --data, throughput) against p50 latency: one point per artifact and
+    batch size. The PNG is tagged as ours so a later run may overwrite it without --force."""
+    head = _file_head(path)
+    check_output_file(path, force, is_ours=head.startswith(b"\x89PNG") and b"dlcli" in head)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    y_key = "accuracy" if all(r["accuracy"] is not None for r in rows) else "throughput"
+    labels = _short_labels([r["artifact"] for r in rows])
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for batch_size in sorted({r["batch_size"] for r in rows}):
+        chosen = [r for r in rows if r["batch_size"] == batch_size]
+        ax.scatter([r["p50_ms"] for r in chosen], [r[y_key] for r in chosen], label=f"batch {batch_size}")
+        for r in chosen:
+            ax.annotate(f"{labels[r['artifact']]} ({r['runtime']})", (r["p50_ms"], r[y_key]),
+                        textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("p50 latency per batch (ms, log scale)")
+    ax.set_ylabel("test accuracy" if y_key == "accuracy" else "throughput (samples/s)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    try:
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight",
+                                                          metadata={"Software": "dlcli benchmark"}))
+    finally:
+        plt.close(fig)

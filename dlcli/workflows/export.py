@@ -1,0 +1,117 @@
+"""`dlcli export`: checkpoint -> verified, self-describing .onnx file.
+
+The file is written to a temporary name next to the destination, checked there (ONNX checker,
+shape inference, onnxruntime-vs-PyTorch parity) and only then renamed into place; any failure
+deletes it, so a file at the destination is always a verified one.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from dlcli.checkpoint import Checkpoint, atomic_write, file_sha256, lineage_entry, load_checkpoint
+from dlcli.console import Console, result
+from dlcli.errors import DlcliError, InputFileError, UsageError, WorkError
+from dlcli.export.metadata import export_metadata, is_dlcli_onnx, parameter_count, write_metadata
+from dlcli.export.onnx_export import ExportedModel, export_onnx
+from dlcli.export.runtime import ort_session
+from dlcli.export.verify import (
+    DEFAULT_ATOL,
+    ParityReport,
+    check_model_file,
+    compare_outputs,
+    inputs_needed,
+    parity_inputs,
+    random_inputs,
+    require_parity,
+)
+from dlcli.runs import check_output_file
+
+
+def run(
+    checkpoint: Path, out: Path | None = None, opset: int | None = None, dynamic_batch: bool = True,
+    atol: float = DEFAULT_ATOL, data_dir: str | None = None, force: bool = False,
+    console: Console | None = None,
+) -> dict[str, Any]:
+    start = time.perf_counter()
+    console = console or Console(quiet=True)
+    if atol <= 0:
+        raise UsageError(f"--atol must be positive, got {atol}.")
+    ckpt = load_checkpoint(checkpoint)
+    out = _destination(checkpoint, out, force)
+    model = ckpt.build_model()
+    console.info(f"exporting {checkpoint} ({ckpt.model_name}, input {ckpt.input_shape}) to ONNX")
+    exported = export_onnx(model, ckpt.input_shape, opset, dynamic_batch)
+    if exported.fallback_reason:
+        console.warn(f"used the TorchScript exporter instead of dynamo: {exported.fallback_reason}")
+    step = lineage_entry("export", checkpoint, format="onnx", exporter=exported.exporter, opset=exported.opset)
+    write_metadata(exported.proto, export_metadata(ckpt, step["source_sha256"], exported.info(), dynamic_batch,
+                                                   step))
+    pool, inputs = _verification_pool(ckpt, data_dir, dynamic_batch, console)
+    reports: list[ParityReport] = []
+
+    def write_and_verify(tmp: str) -> None:
+        onnx.save_model(exported.proto, tmp)
+        check_model_file(tmp, ckpt.num_classes)
+        reports.append(compare_outputs(model, _session(tmp), parity_inputs(pool, dynamic_batch), atol))
+        require_parity(reports[0])
+
+    atomic_write(out, write_and_verify)
+    report = reports[0]
+    sizes = sorted({r["batch_size"] for r in report.runs})
+    console.info(f"verified: max |onnxruntime - pytorch| {report.max_abs_diff:.2g} (atol {atol:g}), top-1 "
+                 f"agreement {report.top1_agreement:.2%} on {report.samples} {inputs} at batch sizes {sizes}")
+    return _result(out, checkpoint, exported, report, inputs, time.perf_counter() - start)
+
+
+def _destination(checkpoint: Path, out: Path | None, force: bool) -> Path:
+    out = Path(out) if out is not None else checkpoint.with_suffix(".onnx")
+    if out.exists() and out.resolve() == checkpoint.resolve():
+        raise UsageError(f"--out {out} is the checkpoint itself; give another file name.")
+    return check_output_file(out, force, is_ours=out.is_file() and is_dlcli_onnx(out))
+
+
+def _session(path: str) -> Any:
+    try:
+        return ort_session(path, device="cpu")
+    except InputFileError as exc:  # our own file: a failed export, not a bad user input
+        raise WorkError(f"the exported model does not load in onnxruntime: {exc}") from None
+
+
+def _verification_pool(
+    ckpt: Checkpoint, data_dir: str | None, dynamic_batch: bool, console: Console
+) -> tuple[np.ndarray, str]:
+    """Real inputs from the checkpoint's dataset when it is available locally (never downloaded for
+    this), else seeded random inputs of the recorded shape."""
+    count = inputs_needed(dynamic_batch)
+    try:
+        from dlcli.data.catalog import load_dataset
+
+        dataset = load_dataset(ckpt.dataset, data_dir=data_dir, download=False)
+    except (DlcliError, OSError):
+        console.info(f"verifying on seeded random inputs: {ckpt.dataset or 'the dataset'} is not available "
+                     "locally (--data-dir or $DLCLI_DATA_DIR to verify on real inputs)")
+        return random_inputs(ckpt.input_shape, count), "random inputs"
+    split = dataset.test if dataset.test is not None else dataset.train
+    if dataset.input_shape != list(ckpt.input_shape) or len(split) == 0:
+        console.info(f"verifying on seeded random inputs: {dataset.name} does not match the model's input")
+        return random_inputs(ckpt.input_shape, count), "random inputs"
+    x = np.asarray(split.x[:count], dtype=np.float32) * np.float32(dataset.input_scale())
+    return x, f"{dataset.name} inputs"
+
+
+def _result(
+    out: Path, checkpoint: Path, exported: ExportedModel, report: ParityReport, inputs: str, seconds: float
+) -> dict[str, Any]:
+    metrics = {"max_abs_diff": report.max_abs_diff, "top1_agreement": report.top1_agreement,
+               "verified_samples": report.samples, "atol": report.atol}
+    return result(
+        "export", str(out), metrics, "cpu", seconds, checkpoint=str(checkpoint), format="onnx",
+        exporter=exported.info(), verification={**report.to_dict(), "inputs": inputs},
+        params=parameter_count(exported.proto), size_bytes=out.stat().st_size, sha256=file_sha256(out),
+    )

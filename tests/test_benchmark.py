@@ -1,0 +1,143 @@
+"""The timing harness and `dlcli benchmark`: sane, positive figures and valid JSON/CSV/PNG on tiny
+iteration counts (no timing assertions: the machine is shared)."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from dlcli.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from dlcli.console import Console
+from dlcli.errors import UsageError
+from dlcli.export.environment import cpu_info, environment, fingerprint
+from dlcli.export.onnx_export import export_onnx
+from dlcli.export.timing import describe_method, input_batches, measure
+from dlcli.models import create_model
+from dlcli.workflows import export
+
+FAST = ["--warmup", "1", "--iters", "3", "-q"]
+
+
+def make_checkpoint(path: Path) -> Path:
+    """A small cnn for the embedded MNIST sample (untrained: only speed and parity matter here)."""
+    torch.manual_seed(0)
+    args = {"channels": [4, 8]}
+    model = create_model("cnn", (1, 28, 28), 10, [0.13], [0.31], args)
+    return save_checkpoint(Checkpoint("cnn", args, model.state_dict(), [str(i) for i in range(10)], [1, 28, 28],
+                                      [0.13], [0.31], "mnist-sample"), path)
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("bench")
+    ckpt = make_checkpoint(folder / "best.pt")
+    return ckpt, Path(export.run(ckpt, console=Console(quiet=True))["artifact"])
+
+
+def test_measure_times_each_call_and_rotates_inputs() -> None:
+    seen: list[int] = []
+    batches = [np.full((4, 2), i, dtype=np.float32) for i in range(3)]
+    stats = measure(lambda b: seen.append(int(b[0, 0])), batches, warmup=2, iters=7)
+    assert seen == [0, 1, 0, 1, 2, 0, 1, 2, 0]  # 2 warm-up calls, then 7 timed, rotating
+    assert stats.runs == 7 and stats.batch_size == 4
+    assert 0 < stats.min_ms <= stats.p50_ms <= stats.p90_ms <= stats.p99_ms
+    assert stats.throughput > 0
+
+
+def test_measure_stops_at_the_time_budget() -> None:
+    stats = measure(lambda b: None, [np.zeros((1, 1))], warmup=0, seconds=0.02)
+    assert stats.runs >= 1 and stats.p50_ms >= 0
+    assert measure(lambda b: None, [np.zeros((1, 1))], warmup=0, iters=5, seconds=60).runs == 5
+    with pytest.raises(UsageError):
+        measure(lambda b: None, [np.zeros((1, 1))], iters=0)
+    assert "whichever ends first" in describe_method(10, 100, 2.0)
+
+
+def test_input_batches_are_distinct_and_shaped() -> None:
+    batches = input_batches([1, 4, 4], 3, count=5)
+    assert len(batches) == 5 and all(b.shape == (3, 1, 4, 4) and b.dtype == np.float32 for b in batches)
+    assert not np.array_equal(batches[0], batches[1])
+    pool = np.arange(4, dtype=np.float32).reshape(4, 1)
+    assert [b[:, 0].tolist() for b in input_batches([1], 3, count=2, pool=pool)] == [[0, 1, 2], [3, 0, 1]]
+
+
+def test_environment_fingerprint(tmp_path: Path) -> None:
+    fake = tmp_path / "cpuinfo"
+    fake.write_text("model name\t: Test CPU 9000\nflags\t\t: fpu sse4_2 avx2 avx512f avx512_vnni amx_tile\n")
+    assert cpu_info(fake) == {"cpu": "Test CPU 9000", "isa": ["sse4_2", "avx2", "avx512f", "avx512_vnni", "amx_tile"]}
+    env = environment(3)
+    assert env["threads"] == 3 and env["torch"] and env["onnxruntime"] and env["python"] and env["os"]
+    assert set(fingerprint(env)) >= {"cpu", "isa", "gpu", "threads", "torch", "onnxruntime", "python", "os"}
+
+
+def test_benchmark_checkpoint_and_onnx(artifacts: tuple[Path, Path], tmp_path: Path, cli) -> None:
+    ckpt, onnx_path = artifacts
+    out_csv, out_png = tmp_path / "rows.csv", tmp_path / "plot.png"
+    result = cli("benchmark", ckpt, onnx_path, "--batch-size", "1,4", "--threads", "1", "--device", "cpu",
+                 "--csv", out_csv, "--plot", out_png, "--json", *FAST)
+    assert result.code == 0, result.err
+    payload = result.json()
+    assert payload["command"] == "benchmark" and payload["artifact"] == str(out_csv)
+    assert {"metrics", "device", "seconds", "environment", "rows"} <= set(payload)
+    rows = payload["rows"]
+    assert [(Path(r["artifact"]).suffix, r["runtime"], r["batch_size"]) for r in rows] == [
+        (".pt", "pytorch", 1), (".pt", "pytorch", 4), (".onnx", "onnxruntime", 1), (".onnx", "onnxruntime", 4)]
+    for row in rows:
+        assert row["runs"] == 3 and row["threads"] == 1
+        assert 0 < row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"] and row["throughput"] > 0
+        assert row["size_bytes"] > 0 and row["params"] > 0 and row["accuracy"] is None
+        assert row["cpu"] and row["torch"]
+    with out_csv.open() as f:
+        assert len(list(csv.DictReader(f))) == 4
+    assert out_png.read_bytes()[:4] == b"\x89PNG"
+    # Our own outputs are overwritten without --force; someone else's are not.
+    assert cli("benchmark", onnx_path, "--batch-size", "1", "--csv", out_csv, "--plot", out_png, *FAST).code == 0
+    foreign = tmp_path / "mine.csv"
+    foreign.write_text("precious\n")
+    assert cli("benchmark", onnx_path, "--batch-size", "1", "--csv", foreign, *FAST).code == 2
+    assert foreign.read_text() == "precious\n"
+
+
+def test_benchmark_with_data_reports_accuracy_and_default_plot(
+    artifacts: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = cli("benchmark", *artifacts, "--batch-size", "2", "--data", "mnist-sample", "--json", *FAST)
+    assert result.code == 0, result.err
+    payload = result.json()
+    accuracy = [r["accuracy"] for r in payload["rows"]]
+    assert len(accuracy) == 2 and accuracy[0] == pytest.approx(accuracy[1], abs=1e-3)
+    assert payload["plot"] == "benchmark.png" and (tmp_path / "benchmark.png").is_file()
+
+
+def test_static_onnx_skips_other_batch_sizes(artifacts: tuple[Path, Path], tmp_path: Path, cli) -> None:
+    static = tmp_path / "static.onnx"  # the fast TorchScript exporter: this test is about the benchmark
+    model = load_checkpoint(artifacts[0]).build_model()
+    onnx.save_model(export_onnx(model, [1, 28, 28], opset=17, dynamic_batch=False).proto, static)
+    result = cli("benchmark", static, "--batch-size", "1,8", "--json", "--warmup", "0", "--iters", "2")
+    assert result.code == 0, result.err
+    assert [r["batch_size"] for r in result.json()["rows"]] == [1]
+    assert "fixed batch size of 1" in result.err
+
+
+@pytest.mark.parametrize("args", [["--batch-size", "0"], ["--batch-size", "a,b"], ["--compile"], ["--iters", "0"]])
+def test_bad_options_exit_2(artifacts: tuple[Path, Path], cli, args: list[str]) -> None:
+    result = cli("benchmark", artifacts[1], *args, "-q")
+    assert result.code == 2 and result.err.startswith("error: "), result.err
+
+
+def test_help_does_not_import_heavy_modules() -> None:
+    code = ("import sys; from dlcli.cli import main\n"
+            "for cmd in (['export', '--help'], ['benchmark', '--help']):\n"
+            "    try: main(cmd)\n"
+            "    except SystemExit: pass\n"
+            "print(sorted(m for m in ('torch', 'onnx', 'onnxruntime', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
