@@ -50,10 +50,37 @@ def cli(capsys: pytest.CaptureFixture[str]):
 FAST_TRAIN = ["--data", "mnist-sample", "--epochs", "1", "--train-samples", "600", "--val-split", "0.1", "-q"]
 
 
+@pytest.fixture(scope="session")
+def _session_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Train the tiny model once per session; tests get their own copy (see trained_checkpoint)."""
+    import os
+
+    out = tmp_path_factory.mktemp("trained")
+    saved = {k: os.environ.get(k) for k in ("DLCLI_RUNS_DIR", "DLCLI_CACHE_DIR")}
+    os.environ["DLCLI_RUNS_DIR"] = str(out / "runs")
+    os.environ["DLCLI_CACHE_DIR"] = str(out / "cache")
+    try:
+        main(["train", *FAST_TRAIN, "--out", str(out / "run")])
+    except SystemExit as exc:
+        assert exc.code in (0, None), f"training the shared test checkpoint failed with {exc.code}"
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return out / "run" / "best.pt"
+
+
 @pytest.fixture
-def trained_checkpoint(cli, tmp_path: Path) -> Path:
-    result = cli("train", *FAST_TRAIN, "--out", tmp_path / "run")
-    assert result.code == 0, result.err
-    path = Path(result.out.strip())
-    assert path.name == "best.pt" and path.exists()
+def trained_checkpoint(_session_checkpoint: Path, tmp_path: Path) -> Path:
+    """A trained checkpoint in this test's own folder, recorded as the latest run."""
+    import shutil
+
+    from dlcli.runs import record_latest
+
+    path = tmp_path / "run" / "best.pt"
+    path.parent.mkdir(parents=True)
+    shutil.copy(_session_checkpoint, path)
+    record_latest(path)
     return path

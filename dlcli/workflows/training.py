@@ -115,6 +115,7 @@ class RunWriter:
 
     def __init__(self, out_dir: Path, make_checkpoint: Callable[[dict[str, Any]], Checkpoint]) -> None:
         self.out_dir = out_dir
+        out_dir.mkdir(parents=True, exist_ok=True)
         self.make_checkpoint = make_checkpoint
         self.best_path = out_dir / "best.pt"
         self.last_path = out_dir / "last.pt"

@@ -1,0 +1,19 @@
+"""dlcli without the CLI: train on the embedded sample, evaluate, export and time the ONNX file.
+
+Run: python examples/python_api.py
+"""
+
+from pathlib import Path
+
+from dlcli.config import TrainConfig
+from dlcli.console import Console
+from dlcli.workflows import evaluate, export, train
+
+console = Console(quiet=True)
+run = train.run(TrainConfig(model="cnn", data="mnist-sample", epochs=3), Path("runs/api"), console)
+print("trained:", run["artifact"], "test accuracy", run["metrics"]["accuracy"])
+
+onnx = export.run(Path(run["artifact"]), out=Path("runs/api/model.onnx"), force=True, console=console)
+print("exported:", onnx["artifact"], "max |onnx - torch|", onnx["metrics"]["max_abs_diff"])
+
+print("onnx accuracy:", evaluate.run(Path(onnx["artifact"]), None, None, "auto", console)["metrics"]["accuracy"])
