@@ -12,21 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
+from _common import dlcli, require_data_dir
+
 RESULTS = Path(__file__).parent / "results" / "distill.json"
-
-
-def dlcli(*args: str) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "dlcli", *args, "--json", "-q"], capture_output=True, text=True,
-                          env={**os.environ, "NO_COLOR": "1"})
-    if proc.returncode != 0:
-        raise SystemExit(f"dlcli {' '.join(args)} failed: {proc.stderr.strip()}")
-    return json.loads(proc.stdout)
 
 
 def main() -> None:
@@ -38,8 +29,7 @@ def main() -> None:
     parser.add_argument("--alpha", default="0.9")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    if not os.environ.get("DLCLI_DATA_DIR"):
-        raise SystemExit("set DLCLI_DATA_DIR to a folder holding mnist/")
+    require_data_dir("mnist")
     with tempfile.TemporaryDirectory() as tmp:
         teacher = args.teacher
         teacher_cmd = f"dlcli train -m resnet --data mnist --epochs {args.teacher_epochs} --seed {args.seed}"

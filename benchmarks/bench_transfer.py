@@ -11,21 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from _common import dlcli, require_data_dir
+
 RESULTS = Path(__file__).parent / "results" / "transfer.json"
-
-
-def dlcli(*args: str) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "dlcli", *args, "--json", "-q"], capture_output=True, text=True,
-                          env={**os.environ, "NO_COLOR": "1"})
-    if proc.returncode != 0:
-        raise SystemExit(f"dlcli {' '.join(args)} failed: {proc.stderr.strip()}")
-    return json.loads(proc.stdout)
 
 
 def main() -> None:
@@ -34,8 +26,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    if not os.environ.get("DLCLI_DATA_DIR"):
-        raise SystemExit("set DLCLI_DATA_DIR to a folder holding mnist/ and fashion-mnist/")
+    require_data_dir("mnist", "fashion-mnist")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         parent = dlcli("train", "--data", "mnist", "--out", f"{tmp}/mnist", "--seed", str(args.seed))
