@@ -92,12 +92,15 @@ def make_scheduler(
     peak is; default 25 % of the run)."""
     SCHEDULERS.get(name)
     if name == "onecycle":
-        pct = (warmup_steps / total_steps) if warmup_steps else 0.25
+        # OneCycleLR divides by the length of each phase, so each needs at least two steps; a run
+        # shorter than that just stops early in its schedule.
+        total = max(total_steps, 5)
+        pct = (warmup_steps / total) if warmup_steps else 0.25
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer,
             max_lr=[g["lr"] for g in optimizer.param_groups],
-            total_steps=max(total_steps, 2),
-            pct_start=min(max(pct, 0.01), 0.99),
+            total_steps=total,
+            pct_start=min(max(pct, 2.5 / total), 1 - 2.5 / total),
             anneal_strategy="cos",
         )
     warm = warmup_steps or 0

@@ -44,7 +44,7 @@ def _root(
 
 
 def _register() -> None:
-    from dlcli.cli import benchmark, distill, evaluate, export, finetune, info, train
+    from dlcli.cli import benchmark, distill, evaluate, export, finetune, info, prune, train
 
     app.command("train", no_args_is_help=False)(train.train)
     app.command("eval")(evaluate.eval_command)
@@ -55,6 +55,7 @@ def _register() -> None:
     app.command("datasets")(info.datasets)
     app.command("export")(export.export)
     app.command("benchmark")(benchmark.benchmark)
+    app.command("prune")(prune.prune)
 
 
 _register()
