@@ -44,7 +44,7 @@ def _root(
 
 
 def _register() -> None:
-    from dlcli.cli import benchmark, distill, evaluate, export, finetune, info, prune, train
+    from dlcli.cli import benchmark, distill, evaluate, export, finetune, info, prune, quantize, train
 
     app.command("train", no_args_is_help=False)(train.train)
     app.command("eval")(evaluate.eval_command)
@@ -56,6 +56,7 @@ def _register() -> None:
     app.command("export")(export.export)
     app.command("benchmark")(benchmark.benchmark)
     app.command("prune")(prune.prune)
+    app.command("quantize")(quantize.quantize)
 
 
 _register()

@@ -1,0 +1,417 @@
+"""`dlcli quantize`: a checkpoint or fp32 ONNX file -> an int8 ONNX file, measured against its fp32 source.
+
+A checkpoint is first exported with `dlcli export`'s workflow (verified against PyTorch) to a
+temporary file. The int8 model comes from `dlcli.compress.quantization` (onnxruntime.quantization);
+static quantization calibrates on a seeded subset of the *training* split of the model's dataset.
+
+Before anything is written, both models are evaluated on the test split (the `dlcli eval` path) and
+timed at batch 1 and 32 with the `dlcli benchmark` harness, in alternating rounds so a machine that
+gets busier part-way affects both alike. `--max-accuracy-drop` failing writes nothing (exit 1): a
+file at the destination is always one that passed. A slower int8 model is written, with a warning
+that says so and what would help, and `slower_than_fp32` in the result.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from dlcli import __version__
+from dlcli.checkpoint import atomic_write, lineage_entry
+from dlcli.compress import quantization as q
+from dlcli.console import Console, result
+from dlcli.data.dataset import Dataset
+from dlcli.errors import InputFileError, UsageError, WorkError
+from dlcli.export.environment import available_cores, cpu_info, load_average
+from dlcli.export.metadata import is_dlcli_onnx, read_metadata, write_metadata
+from dlcli.export.runtime import load_onnx, ort_session
+from dlcli.runs import check_output_file
+
+BATCH_SIZES = (1, 32)
+LATENCY_ROUNDS = 3
+LAYER_REPORT_SAMPLES = 64
+LAYER_REPORT_ROWS = 12
+WIDE_CONV_CHANNELS = 64  # below this, int8 convolutions rarely beat fp32's NCHWc kernels (measured)
+SLOWER = 0.95  # speedups below this are reported as slower; 0.95-1 is within the noise of a shared CPU
+
+
+@dataclass
+class QuantizeConfig:
+    model: Path
+    """A dlcli checkpoint (.pt) or ONNX file."""
+    method: str | None = None
+    """static | dynamic; None: static when the graph has Conv layers, else dynamic."""
+    data: str | None = None
+    """Calibration and evaluation data; None: the dataset recorded in the model."""
+    data_dir: str | None = None
+    calib_samples: int = 512
+    calibration: str = "minmax"
+    per_channel: bool = True
+    reduce_range: bool | None = None
+    """None: on for x86 CPUs without VNNI, else off."""
+    exclude: list[str] = field(default_factory=list)
+    """Op types or node names to keep fp32."""
+    report_layers: bool = False
+    max_accuracy_drop: float | None = None
+    """Percentage points of test accuracy the int8 model may lose; more fails the command."""
+    out: Path | None = None
+    force: bool = False
+    seed: int = 0
+    threads: int | None = None
+    iters: int = 100
+    """Timed calls per batch size and round."""
+    rounds: int = LATENCY_ROUNDS
+    """Alternating fp32/int8 timing rounds; each latency is the median of the rounds' p50s."""
+
+    def __post_init__(self) -> None:
+        if self.method is not None and self.method not in q.METHODS:
+            raise UsageError(f"--method must be one of {', '.join(q.METHODS)}, got {self.method!r}.")
+        if self.calibration not in q.CALIBRATIONS:
+            raise UsageError(f"--calibration must be one of {', '.join(q.CALIBRATIONS)}, got {self.calibration!r}.")
+        if self.calib_samples <= 0:
+            raise UsageError(f"--calib-samples must be positive, got {self.calib_samples}.")
+        if self.max_accuracy_drop is not None and self.max_accuracy_drop < 0:
+            raise UsageError(f"--max-accuracy-drop is in percentage points and cannot be negative, "
+                             f"got {self.max_accuracy_drop}.")
+        if self.iters <= 0 or self.rounds <= 0:
+            raise UsageError(f"--iters and rounds must be positive, got {self.iters} and {self.rounds}.")
+
+
+@dataclass
+class Source:
+    """The fp32 ONNX model to quantize and where it came from."""
+
+    path: Path
+    """The fp32 .onnx file (a temporary export for a checkpoint)."""
+    proto: onnx.ModelProto
+    meta: dict[str, Any]
+
+
+def run(cfg: QuantizeConfig, console: Console) -> dict[str, Any]:
+    start = time.perf_counter()
+    out = destination(cfg)
+    with tempfile.TemporaryDirectory(prefix="dlcli-quantize-") as tmp:
+        source = open_source(cfg, Path(tmp), console)
+        method = cfg.method or q.default_method(source.proto)
+        if cfg.report_layers and method != "static":
+            raise UsageError("--report-layers compares calibrated (static) activations; use it with --method static.")
+        dataset = load_dataset(cfg, source, method, console)
+        console.info(f"method: {method}" + ("" if cfg.method else f" ({_why_method(method)})"))
+        spec, plan = plan_quantization(cfg, source, method, console)
+        reader = _calibration_reader(cfg, dataset, source.proto, console) if method == "static" else None
+        int8 = q.quantize(plan["prepared"], spec, reader)
+        plan["requantized"] = _check_exclusions(int8, spec, plan, console)
+        threads = cfg.threads or available_cores()
+        metrics = measure(cfg, source, int8, dataset, threads, console)
+        layers = _layer_report(plan["prepared"], int8, reader, console) if cfg.report_layers else []
+        write_metadata(int8, _metadata(cfg, source, dataset, spec, plan, metrics))
+        _gate(cfg, metrics)
+        atomic_write(out, lambda path: _save_checked(int8, path, source))
+    metrics["size_bytes"] = out.stat().st_size
+    metrics["size_ratio"] = metrics["size_bytes"] / metrics["size_bytes_fp32"]
+    _report(metrics, console)
+    _warn_if_slower(metrics, plan, source.proto, method, console)
+    return result(
+        "quantize", str(out), metrics, "cpu", time.perf_counter() - start, source=str(cfg.model), method=method,
+        quantization=_spec_record(spec, plan), data=dataset.name if dataset else None,
+        slower_than_fp32=[b for b in BATCH_SIZES if metrics.get(f"speedup_b{b}", 1.0) < SLOWER],
+        threads=threads, layers=layers,
+    )
+
+
+def open_source(cfg: QuantizeConfig, tmp: Path, console: Console) -> Source:
+    """An .onnx file as it is; a checkpoint exported (and verified) to a temporary .onnx file first."""
+    path = Path(cfg.model)
+    if not path.exists():
+        raise InputFileError(f"model not found: {path}")
+    if path.suffix.lower() != ".onnx":
+        from dlcli.workflows.export import run as export
+
+        exported = Path(export(path, tmp / f"{path.stem}.onnx", data_dir=cfg.data_dir, force=True,
+                               console=console)["artifact"])
+        proto = load_onnx(exported)
+        return Source(exported, proto, read_metadata(proto))
+    proto = load_onnx(path)
+    meta = read_metadata(proto)
+    if not meta:
+        console.warn(f"{path} has no dlcli metadata: quantizing it as a foreign ONNX model "
+                     "(inputs taken as float32 in [0, 1], from --data).")
+    return Source(path, proto, meta)
+
+
+def destination(cfg: QuantizeConfig) -> Path:
+    """--out, or `<stem>.int8.onnx` next to the input; never the input itself, never a foreign file."""
+    model = Path(cfg.model)
+    out = Path(cfg.out) if cfg.out is not None else model.with_name(f"{model.stem}.int8.onnx")
+    if out.exists() and out.resolve() == model.resolve():
+        raise UsageError(f"--out {out} is the input model itself; give another file name.")
+    return check_output_file(out, cfg.force, is_ours=out.is_file() and is_dlcli_onnx(out))
+
+
+def load_dataset(cfg: QuantizeConfig, source: Source, method: str, console: Console) -> Dataset | None:
+    """The data for calibration (train split) and evaluation (test split), checked against the model.
+    Static quantization without data is an error; dynamic quantization then skips the accuracy check."""
+    spec = cfg.data or source.meta.get("dataset")
+    if not spec:
+        if method == "static":
+            raise UsageError(f"static quantization needs calibration data and {cfg.model} records no dataset: "
+                             "pass --data NAME (the data it was trained on), or use --method dynamic.")
+        console.warn("no dataset recorded and no --data: quantizing without measuring accuracy.")
+        return None
+    from dlcli.workflows.evaluate import check_compatible
+    from dlcli.workflows.evaluate_onnx import signature
+    from dlcli.workflows.training import load_data
+
+    dataset = load_data(spec, cfg.data_dir, console)
+    shape, classes = signature(source.proto, source.meta)
+    check_compatible(dataset, shape or dataset.input_shape, classes or dataset.classes, Path(cfg.model))
+    return dataset
+
+
+def plan_quantization(
+    cfg: QuantizeConfig, source: Source, method: str, console: Console
+) -> tuple[q.QuantSpec, dict[str, Any]]:
+    """Settings for this model on this CPU, each said out loud; and the rewritten graph to quantize."""
+    cpu = cpu_info()
+    machine = platform.machine()
+    reduce_range, reason = q.hardware_defaults(cpu["isa"], machine)
+    if cfg.reduce_range is not None:
+        reduce_range, reason = cfg.reduce_range, f"--{'' if cfg.reduce_range else 'no-'}reduce-range given"
+    console.info(f"hardware: {cpu['cpu']}; {reason}")
+    preprocessed = q.preprocess(source.proto)
+    op_types, nodes = q.resolve_exclusions(preprocessed, cfg.exclude, method)
+    if op_types or nodes:
+        console.info(f"kept fp32: {', '.join([*op_types, *nodes])}")
+    x86 = method == "static" and q.is_x86(machine)  # the stem and padding rules fit MLAS's x86 kernels
+    rewritten = q.rewrite_for_int8(preprocessed, x86_kernels=x86, keep_fp32=[*op_types, *nodes])
+    for note in rewritten.notes:
+        console.info(f"rewrite: {note}")
+    spec = q.QuantSpec(method=method, calibration=cfg.calibration, per_channel=cfg.per_channel,
+                       reduce_range=reduce_range, exclude_op_types=op_types,
+                       exclude_nodes=[*nodes, *rewritten.fp32_nodes])
+    return spec, {"prepared": rewritten.proto, "rewrites": rewritten.notes, "cpu": cpu,
+                  "reduce_range_reason": reason, "user_excluded_nodes": nodes}
+
+
+def _check_exclusions(
+    int8: onnx.ModelProto, spec: q.QuantSpec, plan: dict[str, Any], console: Console
+) -> list[str]:
+    """Excluded layers that onnxruntime quantizes anyway when it loads the model: say so, never let
+    --exclude promise an fp32 layer that runs in int8."""
+    if not spec.exclude_nodes and not spec.exclude_op_types:
+        return []
+    excluded = {n.name for n in plan["prepared"].graph.node
+                if n.name in spec.exclude_nodes or n.op_type in spec.exclude_op_types}
+    requantized = sorted(excluded & q.runtime_int8_nodes(int8))
+    if requantized:
+        console.warn(f"onnxruntime runs {', '.join(requantized)} in int8 anyway (per-tensor weights): its input is "
+                     "int8 and its output feeds an int8 layer, so onnxruntime's WeightBiasQuantization pass "
+                     "quantizes it when the model loads. To keep it fp32, also --exclude the layer after it.")
+    return requantized
+
+
+def _why_method(method: str) -> str:
+    if method == "static":
+        return "the graph has Conv layers: calibrated int8 activations, QDQ; --method dynamic to change"
+    return "no Conv layers: int8 weights, activations quantized at run time; --method static to change"
+
+
+def _calibration_reader(
+    cfg: QuantizeConfig, dataset: Dataset | None, proto: onnx.ModelProto, console: Console
+) -> q.ArrayCalibrationReader:
+    assert dataset is not None  # load_dataset refuses static quantization without data
+    x = q.calibration_samples(dataset.train.x, dataset.input_scale(), cfg.calib_samples, cfg.seed)
+    console.info(f"calibration: {len(x)} samples of {dataset.name} (train split, seed {cfg.seed}), "
+                 f"{cfg.calibration} ranges, {'per-channel' if cfg.per_channel else 'per-tensor'} weights")
+    return q.ArrayCalibrationReader(x, proto.graph.input[0].name)
+
+
+def measure(
+    cfg: QuantizeConfig, source: Source, int8: onnx.ModelProto, dataset: Dataset | None, threads: int,
+    console: Console,
+) -> dict[str, Any]:
+    """Test accuracy, size and latency of both models; *_fp32 keys are the source's."""
+    sessions = {"_fp32": ort_session(source.path, threads), "": _int8_session(int8, threads)}
+    metrics: dict[str, Any] = {"size_bytes": int8.ByteSize(), "size_bytes_fp32": source.path.stat().st_size}
+    if dataset is not None:
+        metrics.update(_accuracy(sessions, dataset, console))
+    metrics.update(_latency(sessions, dataset, cfg.iters, cfg.rounds, threads, console))
+    return metrics
+
+
+def _int8_session(int8: onnx.ModelProto, threads: int) -> Any:
+    try:
+        return ort_session(int8.SerializeToString(), threads)
+    except InputFileError as exc:  # our own output: a failed quantization, not a bad input
+        raise WorkError(f"the quantized model does not load in onnxruntime: {exc}") from None
+
+
+def _accuracy(sessions: dict[str, Any], dataset: Dataset, console: Console) -> dict[str, Any]:
+    import torch
+
+    from dlcli.workflows.evaluate import evaluation_split
+    from dlcli.workflows.evaluate_onnx import onnx_metrics
+
+    split = evaluation_split(dataset, torch.device("cpu"), console)
+    found = {key: onnx_metrics(session, split) for key, session in sessions.items()}
+    drop = (found["_fp32"]["accuracy"] - found[""]["accuracy"]) * 100
+    return {"accuracy": found[""]["accuracy"], "accuracy_fp32": found["_fp32"]["accuracy"],
+            "accuracy_drop_pp": drop, "loss": found[""]["loss"], "loss_fp32": found["_fp32"]["loss"],
+            "samples": found[""]["samples"]}
+
+
+def _latency(
+    sessions: dict[str, Any], dataset: Dataset | None, iters: int, rounds: int, threads: int, console: Console
+) -> dict[str, Any]:
+    """p50 latency per batch size: the median over alternating rounds of each round's p50."""
+    from dlcli.export.runners import onnx_runner
+    from dlcli.export.timing import input_batches, measure
+
+    runners = {key: onnx_runner(session) for key, session in sessions.items()}
+    shape = [d or 1 for d in sessions[""].get_inputs()[0].shape[1:]]
+    pool = None
+    if dataset is not None:
+        split = dataset.test if dataset.test is not None else dataset.train
+        pool = np.asarray(split.x[:512], dtype=np.float32) * np.float32(dataset.input_scale())
+        shape = list(pool.shape[1:])
+    console.info(f"latency: onnxruntime CPU, {threads} threads, p50 of {iters} calls, median of {rounds} rounds "
+                 "alternating fp32 and int8")
+    load = load_average()
+    if load is not None and load > 0.5 * available_cores():
+        console.warn(f"the machine is busy (load average {load} on {available_cores()} cores): latencies and the "
+                     "speedup are noisier than on an idle machine; compare with `dlcli benchmark` later.")
+    metrics: dict[str, Any] = {}
+    for batch_size in BATCH_SIZES:
+        if any(r.fixed_batch not in (None, batch_size) for r in runners.values()):
+            continue  # a fixed-batch export runs only at its own batch size
+        batches = input_batches(shape, batch_size, pool=pool)
+        p50s: dict[str, list[float]] = {key: [] for key in runners}
+        for _ in range(rounds):
+            for key, runner in runners.items():
+                p50s[key].append(measure(runner.call, [runner.prepare(b) for b in batches], iters=iters).p50_ms)
+        for key, values in p50s.items():
+            metrics[f"latency_ms_b{batch_size}{key}"] = float(statistics.median(values))
+        metrics[f"speedup_b{batch_size}"] = metrics[f"latency_ms_b{batch_size}_fp32"] / metrics[
+            f"latency_ms_b{batch_size}"]
+    return metrics
+
+
+def _layer_report(
+    prepared: onnx.ModelProto, int8: onnx.ModelProto, reader: q.ArrayCalibrationReader | None, console: Console
+) -> list[dict[str, Any]]:
+    assert reader is not None
+    sample = q.ArrayCalibrationReader(reader.x[:LAYER_REPORT_SAMPLES], reader.input_name)
+    rows = q.layer_errors(prepared, int8, sample)
+    lossy = [r for r in rows if r["sqnr_db"] is not None]
+    console.table(
+        f"quantized tensors by error, worst first (SQNR on {len(sample)} calibration samples; lower is worse)",
+        ["tensor of", "op", "layer to --exclude", "SQNR dB", "vs fp32 model dB"],
+        [[r["node"], r["op_type"], r["layer"], r["sqnr_db"], r["sqnr_vs_fp32_db"]] for r in lossy[:LAYER_REPORT_ROWS]],
+    )
+    console.info("keep a layer fp32 with --exclude NODE, or every layer of a type with --exclude OP_TYPE")
+    return rows
+
+
+def _spec_record(spec: q.QuantSpec, plan: dict[str, Any]) -> dict[str, Any]:
+    static = spec.method == "static"
+    return {**spec.to_dict(), "format": spec.quant_format.upper() if static else "dynamic",
+            "activations": spec.activations if static else "uint8, quantized at run time", "weights": "int8",
+            "reduce_range_reason": plan["reduce_range_reason"], "rewrites": plan["rewrites"],
+            "excluded_but_int8_in_onnxruntime": plan.get("requantized", [])}
+
+
+def _metadata(
+    cfg: QuantizeConfig, source: Source, dataset: Dataset | None, spec: q.QuantSpec, plan: dict[str, Any],
+    metrics: dict[str, Any],
+) -> dict[str, Any]:
+    """The fp32 model's dlcli metadata, plus how it was quantized and a lineage step naming the input."""
+    meta = dict(source.meta)
+    if not meta and dataset is not None:  # a foreign model: record what it was checked against
+        meta = {"input_shape": dataset.input_shape, "classes": dataset.classes, "input_range": [0.0, 1.0],
+                "input_dtype": "float32"}
+    calibration = None
+    if spec.method == "static" and dataset is not None:
+        calibration = {"dataset": dataset.name, "split": "train", "samples": min(cfg.calib_samples, len(dataset.train)),
+                       "seed": cfg.seed, "method": spec.calibration}
+    record = {**_spec_record(spec, plan), "calibration": calibration,
+              "cpu": plan["cpu"]["cpu"], "isa": plan["cpu"]["isa"],
+              "metrics": {k: v for k, v in metrics.items() if k != "size_bytes"}}
+    step = lineage_entry(
+        "quantize", cfg.model, method=spec.method, calibration_set=calibration and calibration["dataset"],
+        calibration_samples=calibration and calibration["samples"], calibration_method=calibration and spec.calibration,
+        per_channel=spec.per_channel, reduce_range=spec.reduce_range, excluded_nodes=spec.exclude_nodes,
+        excluded_op_types=spec.exclude_op_types,
+    )
+    return {**meta, "version": __version__, "dataset": dataset.name if dataset else meta.get("dataset"),
+            "quantization": record, "lineage": [*meta.get("lineage", []), step]}
+
+
+def _gate(cfg: QuantizeConfig, metrics: dict[str, Any]) -> None:
+    if cfg.max_accuracy_drop is None:
+        return
+    if "accuracy" not in metrics:
+        raise UsageError("--max-accuracy-drop needs test data to measure accuracy: pass --data NAME.")
+    drop = metrics["accuracy_drop_pp"]
+    if drop > cfg.max_accuracy_drop:
+        raise WorkError(
+            f"int8 accuracy {metrics['accuracy']:.2%} is {drop:.2f} percentage points below fp32's "
+            f"{metrics['accuracy_fp32']:.2%} (allowed {cfg.max_accuracy_drop:g}); nothing was written. "
+            "Try --report-layers and --exclude the worst layers, --calibration percentile or entropy, "
+            "or more --calib-samples."
+        )
+
+
+def _save_checked(proto: onnx.ModelProto, path: str, source: Source) -> None:
+    from dlcli.export.verify import check_model_file
+
+    onnx.save_model(proto, path)
+    num_classes = len(source.meta["classes"]) if source.meta.get("classes") else None
+    check_model_file(path, num_classes)
+
+
+def _report(m: dict[str, Any], console: Console) -> None:
+    rows = [["size (bytes)", f"{m['size_bytes_fp32']:,}", f"{m['size_bytes']:,}", f"{m['size_ratio']:.0%} of fp32"]]
+    if "accuracy" in m:
+        rows.append(["test accuracy", f"{m['accuracy_fp32']:.2%}", f"{m['accuracy']:.2%}",
+                     f"{-m['accuracy_drop_pp']:+.2f} pp"])
+    for b in BATCH_SIZES:
+        if f"speedup_b{b}" in m:
+            speedup = m[f"speedup_b{b}"]
+            change = f"{speedup:.2f}x faster" if speedup >= 1 else f"{1 / speedup:.2f}x slower"
+            rows.append([f"latency batch {b} (p50 ms)", f"{m[f'latency_ms_b{b}_fp32']:.3f}",
+                         f"{m[f'latency_ms_b{b}']:.3f}", change])
+    console.table("fp32 vs int8 (onnxruntime, CPU)", ["", "fp32", "int8", "int8"], rows)
+
+
+def _warn_if_slower(
+    m: dict[str, Any], plan: dict[str, Any], source_proto: onnx.ModelProto, method: str, console: Console
+) -> None:
+    """Never ship a slower artifact silently: say so, and what would help on this model and CPU."""
+    slower = [b for b in BATCH_SIZES if m.get(f"speedup_b{b}", 1.0) < SLOWER]
+    if not slower:
+        return
+    where = ", ".join(f"batch {b} ({m[f'latency_ms_b{b}']:.3f} vs {m[f'latency_ms_b{b}_fp32']:.3f} ms)"
+                      for b in slower)
+    hints = []
+    if not q.has_vnni(plan["cpu"]["isa"]) and q.is_x86(platform.machine()):
+        hints.append("this CPU has no VNNI, so int8 dot products are slow: a CPU with avx512_vnni, avx_vnni or "
+                     "AMX runs int8 faster")
+    if method == "dynamic" and q.has_op(plan["prepared"], "Conv"):
+        hints.append("dynamic quantization re-quantizes activations at run time and runs Conv as ConvInteger: "
+                     "try --method static")
+    widths = q.conv_widths(source_proto)
+    if widths and statistics.median(widths) < WIDE_CONV_CHANNELS:
+        hints.append(f"the convolutions are narrow ({'/'.join(map(str, widths))} channels): the int8 kernels' "
+                     "fixed costs "
+                     "(quantize/requantize, NHWC transposes, 8-bit pooling) outweigh the cheaper multiply-adds; "
+                     "a wider model (e.g. `dlcli train -a width=3`) quantizes to a faster artifact")
+    hints.append(f"if speed matters more than size ({m['size_ratio']:.0%} of fp32), ship the fp32 ONNX instead")
+    console.warn(f"the int8 model is SLOWER than fp32 at {where}. What would help: " + "; ".join(hints) + ".")
