@@ -43,7 +43,7 @@ def finetune(
 ) -> None:
     """Adapt a trained checkpoint to a dataset (head replaced when the classes differ).
 
-    Default learning rate: a quarter of the optimizer's from-scratch default (sgd: 0.05).
+    Default learning rate: the optimizer's from-scratch default (sgd: 0.2); --head-lr sets the head's.
 
     \b
     Examples:
