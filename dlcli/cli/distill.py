@@ -17,7 +17,7 @@ from dlcli.cli._options import (
     parse_model_args,
     with_training_options,
 )
-from dlcli.cli.common import emit, make_console, resolve_train_config
+from dlcli.cli.common import emit, make_console, resolve_train_config, training_flag_values
 
 
 @with_training_options
@@ -55,8 +55,7 @@ def distill(
       dlcli distill --teacher runs/train/exp/best.pt --student cnn -a width=0.5 --baseline
       dlcli distill -t resnet.pt -s mlp -a hidden=[64] --data mnist --epochs 5 -T 4 --alpha 0.9
     """
-    flags = {**(training_flags or {}), "data": data, "data_dir": str(data_dir) if data_dir else None,
-             "device": device.value if device else None}
+    flags = training_flag_values(training_flags, data, data_dir, device)
     cfg = resolve_train_config(config, flags, print_config)
     if cfg is None:
         return

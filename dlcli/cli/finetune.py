@@ -16,7 +16,7 @@ from dlcli.cli._options import (
     QuietOpt,
     with_training_options,
 )
-from dlcli.cli.common import emit, make_console, resolve_train_config
+from dlcli.cli.common import emit, make_console, resolve_train_config, training_flag_values
 
 
 @with_training_options
@@ -50,8 +50,7 @@ def finetune(
       dlcli finetune runs/train/exp/best.pt --data fashion-mnist --train-samples 1000
       dlcli finetune best.pt --data fashion-mnist --freeze all-but-head --unfreeze-after 2 --head-lr 0.1
     """
-    flags = {**(training_flags or {}), "data": data, "data_dir": str(data_dir) if data_dir else None,
-             "device": device.value if device else None}
+    flags = training_flag_values(training_flags, data, data_dir, device)
     cfg = resolve_train_config(config, flags, print_config)
     if cfg is None:
         return

@@ -17,7 +17,7 @@ from dlcli.cli._options import (
     QuietOpt,
     with_training_options,
 )
-from dlcli.cli.common import emit, make_console, resolve_train_config
+from dlcli.cli.common import emit, make_console, resolve_train_config, training_flag_values
 from dlcli.errors import UsageError
 
 
@@ -86,14 +86,12 @@ def prune(
       dlcli prune best.pt --method global-unstructured --amount 0.9 --finetune-epochs 2
       dlcli prune best.pt --method channel --amount 0.6 --steps 3 --recover kd --round-to 4 --json
     """
-    flags = dict(training_flags or {})
+    flags = training_flag_values(training_flags, data, data_dir, device)
     alias = flags.pop("epochs", None)
     if alias is not None:
         if finetune_epochs is not None and finetune_epochs != alias:
             raise UsageError("give either --finetune-epochs or --epochs, not both.")
         finetune_epochs = alias
-    flags.update({"data": data, "data_dir": str(data_dir) if data_dir else None,
-                  "device": device.value if device else None})
     from dlcli.workflows.prune import RECOVERY_BATCH_SIZE, PruneOptions, run
 
     if flags.get("batch_size") is None and config is None:

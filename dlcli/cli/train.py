@@ -17,7 +17,7 @@ from dlcli.cli._options import (
     parse_model_args,
     with_training_options,
 )
-from dlcli.cli.common import emit, resolve_train_config
+from dlcli.cli.common import emit, resolve_train_config, training_flag_values
 
 
 @with_training_options
@@ -46,9 +46,8 @@ def train(
       dlcli train --model cnn --data mnist
       dlcli train -m resnet -a depth=8 --data fashion-mnist --epochs 10 --augment crop
     """
-    flags = {**(training_flags or {}), "model": model, "model_args": parse_model_args(model_arg),
-             "data": data, "data_dir": str(data_dir) if data_dir else None,
-             "device": device.value if device else None}
+    flags = training_flag_values(training_flags, data, data_dir, device, model=model,
+                                 model_args=parse_model_args(model_arg))
     cfg = resolve_train_config(config, flags, print_config)
     if cfg is None:
         return
