@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,7 +67,7 @@ class PruneSpec:
         return [self.amount * k / self.steps for k in range(1, self.steps + 1)]
 
 
-class Pruner:
+class Pruner(ABC):
     """Interface: `step()` performs the next round; `finalize()` makes the result a plain model."""
 
     targets: dict[str, nn.Module]
@@ -76,11 +77,11 @@ class Pruner:
         self.model, self.spec, self.example_input = model, spec, example_input
         self.round = 0
 
+    @abstractmethod
     def step(self) -> float:
         """Prune one round; return the cumulative amount reached."""
-        raise NotImplementedError
 
-    def finalize(self) -> None:
+    def finalize(self) -> None:  # noqa: B027 - a no-op by default: channel pruning is permanent already
         """Make the pruning permanent (idempotent)."""
 
 
@@ -111,7 +112,7 @@ def _targets(model: nn.Module, ignore: list[str], skip_head: bool) -> dict[str, 
     }
 
 
-class _Unstructured(Pruner):
+class _Unstructured(Pruner, ABC):
     """Shared by the two unstructured methods: masks via torch.nn.utils.prune, made permanent at the end.
 
     Every round prunes by a count, not a fraction: torch re-applies fractions to the weights still
@@ -137,8 +138,9 @@ class _Unstructured(Pruner):
         self._prune_to(amount)
         return amount
 
+    @abstractmethod
     def _prune_to(self, amount: float) -> None:
-        raise NotImplementedError
+        """Bring every target layer (or all together) to `amount` zeros."""
 
     def finalize(self) -> None:
         for module in self.targets.values():
