@@ -62,3 +62,30 @@ def onnx_runner(session: Any) -> Runner:
 
     fixed = shape[0] if shape and shape[0] is not None else None
     return Runner("onnxruntime", device, call, prepare, None, fixed)
+
+
+def alternating_p50(
+    runners: dict[str, Runner], input_shape: list[int], batch_sizes: list[int], rounds: int,
+    iters: int | None = None, pool: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Time several runners against each other: per batch size, `rounds` rounds that each time every
+    runner once, so a machine getting busier mid-way affects all of them alike. Returns
+    {"latency_ms_b{N}{key}": median over rounds of each round's p50}; runners fixed to another batch
+    size are skipped for that size."""
+    import statistics
+
+    from dlcli.export.timing import input_batches, measure
+
+    out: dict[str, float] = {}
+    for batch_size in batch_sizes:
+        active = {k: r for k, r in runners.items() if r.fixed_batch in (None, batch_size)}
+        if len(active) < len(runners):
+            continue
+        batches = input_batches(input_shape, batch_size, pool=pool)
+        p50s: dict[str, list[float]] = {key: [] for key in active}
+        for _ in range(rounds):
+            for key, runner in active.items():
+                p50s[key].append(measure(runner.call, [runner.prepare(b) for b in batches], iters=iters).p50_ms)
+        for key, values in p50s.items():
+            out[f"latency_ms_b{batch_size}{key}"] = float(statistics.median(values))
+    return out

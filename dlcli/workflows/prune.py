@@ -11,7 +11,6 @@ sparsity leaves every tensor dense, so no latency is claimed for it.
 from __future__ import annotations
 
 import copy
-import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -253,9 +252,8 @@ def compare_onnx_latency(
     Returns latency_ms_b{N} and latency_ms_b{N}_before: the median over rounds of each round's p50."""
     from dlcli.export.environment import available_cores
     from dlcli.export.onnx_export import export_onnx
-    from dlcli.export.runners import onnx_runner
+    from dlcli.export.runners import alternating_p50, onnx_runner
     from dlcli.export.runtime import ort_session
-    from dlcli.export.timing import input_batches, measure
     from dlcli.export.verify import (
         DEFAULT_ATOL,
         compare_outputs,
@@ -275,16 +273,7 @@ def compare_onnx_latency(
         pool = random_inputs(input_shape, inputs_needed(True))
         require_parity(compare_outputs(model, session, parity_inputs(pool, True), DEFAULT_ATOL))
         runners[key] = onnx_runner(session)
-    latency: dict[str, Any] = {"latency_threads": threads}
-    for batch_size in batch_sizes:
-        batches = input_batches(input_shape, batch_size)
-        p50s: dict[str, list[float]] = {key: [] for key in runners}
-        for _ in range(LATENCY_ROUNDS):
-            for key, runner in runners.items():
-                p50s[key].append(measure(runner.call, [runner.prepare(b) for b in batches]).p50_ms)
-        for key, values in p50s.items():
-            latency[f"latency_ms_b{batch_size}{key}"] = float(statistics.median(values))
-    return latency
+    return {"latency_threads": threads, **alternating_p50(runners, input_shape, batch_sizes, LATENCY_ROUNDS)}
 
 
 def _metrics(

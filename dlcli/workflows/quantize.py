@@ -272,8 +272,7 @@ def _latency(
     sessions: dict[str, Any], dataset: Dataset | None, iters: int, rounds: int, threads: int, console: Console
 ) -> dict[str, Any]:
     """p50 latency per batch size: the median over alternating rounds of each round's p50."""
-    from dlcli.export.runners import onnx_runner
-    from dlcli.export.timing import input_batches, measure
+    from dlcli.export.runners import alternating_p50, onnx_runner
 
     runners = {key: onnx_runner(session) for key, session in sessions.items()}
     shape = [d or 1 for d in sessions[""].get_inputs()[0].shape[1:]]
@@ -285,22 +284,14 @@ def _latency(
     console.info(f"latency: onnxruntime CPU, {threads} threads, p50 of {iters} calls, median of {rounds} rounds "
                  "alternating fp32 and int8")
     load = load_average()
-    if load is not None and load > 0.5 * available_cores():
+    if load is not None and load > available_cores():  # this command's own threads count in the load
         console.warn(f"the machine is busy (load average {load} on {available_cores()} cores): latencies and the "
                      "speedup are noisier than on an idle machine; compare with `dlcli benchmark` later.")
-    metrics: dict[str, Any] = {}
+    metrics: dict[str, Any] = alternating_p50(runners, shape, list(BATCH_SIZES), rounds, iters=iters, pool=pool)
     for batch_size in BATCH_SIZES:
-        if any(r.fixed_batch not in (None, batch_size) for r in runners.values()):
-            continue  # a fixed-batch export runs only at its own batch size
-        batches = input_batches(shape, batch_size, pool=pool)
-        p50s: dict[str, list[float]] = {key: [] for key in runners}
-        for _ in range(rounds):
-            for key, runner in runners.items():
-                p50s[key].append(measure(runner.call, [runner.prepare(b) for b in batches], iters=iters).p50_ms)
-        for key, values in p50s.items():
-            metrics[f"latency_ms_b{batch_size}{key}"] = float(statistics.median(values))
-        metrics[f"speedup_b{batch_size}"] = metrics[f"latency_ms_b{batch_size}_fp32"] / metrics[
-            f"latency_ms_b{batch_size}"]
+        if f"latency_ms_b{batch_size}" in metrics:  # a fixed-batch export runs only at its own batch size
+            metrics[f"speedup_b{batch_size}"] = metrics[f"latency_ms_b{batch_size}_fp32"] / metrics[
+                f"latency_ms_b{batch_size}"]
     return metrics
 
 
