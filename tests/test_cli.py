@@ -116,6 +116,8 @@ def test_out_dir_is_not_overwritten_without_force(cli, tmp_path: Path) -> None:
     assert (out / "notes.txt").read_text() == "precious"
     assert cli("train", *FAST_TRAIN, "--out", out, "--force").code == 0
     assert (out / "notes.txt").read_text() == "precious"
+    assert cli("train", *FAST_TRAIN, "--out", out, "--force").code == 0
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 1  # a rerun does not append to the old run
 
 
 def test_default_run_folders_do_not_collide(cli, isolated_env: Path) -> None:

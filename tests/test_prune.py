@@ -236,3 +236,16 @@ def test_prune_help_does_not_import_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "HEAVY []" in out and "--amount" in out and "--finetune-epochs" in out
+
+
+def test_recovery_batch_default_sits_below_a_config_file(cli, base_checkpoint: Path, tmp_path: Path) -> None:
+    config = tmp_path / "recover.yaml"
+    config.write_text("lr: 0.05\n")
+    _, ckpt = prune(cli, base_checkpoint, "--method", "l1-unstructured", "--amount", "0.3", "--finetune-epochs",
+                    "1", "--no-latency", "--config", config, "--out", tmp_path / "p.pt", *FAST)
+    assert ckpt.extra["pruning"]["recovery"]["batch_size"] == 64
+    assert ckpt.extra["pruning"]["recovery"]["lr"] == pytest.approx(0.05)
+    config.write_text("batch_size: 32\n")
+    _, ckpt = prune(cli, base_checkpoint, "--method", "l1-unstructured", "--amount", "0.3", "--finetune-epochs",
+                    "1", "--no-latency", "--config", config, "--out", tmp_path / "q.pt", *FAST)
+    assert ckpt.extra["pruning"]["recovery"]["batch_size"] == 32

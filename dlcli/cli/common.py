@@ -28,10 +28,11 @@ def training_flag_values(
 
 
 def resolve_train_config(
-    config: Path | None, flags: dict[str, Any], print_config: bool
+    config: Path | None, flags: dict[str, Any], print_config: bool, command_defaults: dict[str, Any] | None = None
 ) -> TrainConfig | None:
-    """defaults < --config file < flags; with --print-config, print the result and return None."""
-    file_values = read_config_file(config) if config else {}
+    """defaults < the command's own defaults < --config file < flags; with --print-config, print the
+    result and return None."""
+    file_values = {**(command_defaults or {}), **(read_config_file(config) if config else {})}
     cfg = merge(TrainConfig, file_values, flags).validate()
     if print_config:
         sys.stdout.write(dump_yaml(cfg.to_dict()))

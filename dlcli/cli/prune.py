@@ -94,9 +94,7 @@ def prune(
         finetune_epochs = alias
     from dlcli.workflows.prune import RECOVERY_BATCH_SIZE, PruneOptions, run
 
-    if flags.get("batch_size") is None and config is None:
-        flags["batch_size"] = RECOVERY_BATCH_SIZE
-    cfg = resolve_train_config(config, flags, print_config)
+    cfg = resolve_train_config(config, flags, print_config, {"batch_size": RECOVERY_BATCH_SIZE})
     if cfg is None:
         return
     from dlcli.compress.pruning import PruneSpec

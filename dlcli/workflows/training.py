@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dlcli.checkpoint import Checkpoint, save_checkpoint
+from dlcli.checkpoint import Checkpoint, atomic_write, save_checkpoint
 from dlcli.config import TrainConfig, dump_yaml
 from dlcli.console import Console
 from dlcli.data.augment import make_augment
@@ -120,9 +120,11 @@ class RunWriter:
         self.best_path = out_dir / "best.pt"
         self.last_path = out_dir / "last.pt"
         self.metrics_path = out_dir / "metrics.jsonl"
+        self.metrics_path.unlink(missing_ok=True)  # a reused --force folder must not mix two runs' epochs
 
     def write_config(self, values: dict[str, Any]) -> None:
-        (self.out_dir / "config.yaml").write_text(dump_yaml(values))
+        text = dump_yaml(values)
+        atomic_write(self.out_dir / "config.yaml", lambda tmp: Path(tmp).write_text(text))
 
     def on_epoch_end(self, summary: dict[str, Any], improved: bool) -> None:
         with self.metrics_path.open("a") as f:
@@ -212,7 +214,7 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> Path | None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     plt.close(fig)
     return path
 
