@@ -133,7 +133,7 @@ def _open_onnx(path: Path, threads: int, device: str) -> Artifact:
 
 def _open_checkpoint(path: Path, device_name: str, compile: bool) -> Artifact:
     from dlcli.checkpoint import load_checkpoint
-    from dlcli.device import resolve_device
+    from dlcli.device import prefers_channels_last, resolve_device
     from dlcli.engine import evaluate
     from dlcli.losses import make_loss
     from dlcli.models import count_parameters
@@ -144,7 +144,7 @@ def _open_checkpoint(path: Path, device_name: str, compile: bool) -> Artifact:
     device = resolve_device(device_name)
     model = ckpt.build_model()
     # The layout `dlcli eval` and training use for images on cpu/cuda (measured faster there).
-    channels_last = len(ckpt.input_shape) == 3 and device.type in ("cpu", "cuda")
+    channels_last = prefers_channels_last(device, ckpt.input_shape)
 
     def accuracy(dataset: Dataset, console: Console) -> dict[str, float]:
         check_compatible(dataset, ckpt.input_shape, ckpt.classes, path)

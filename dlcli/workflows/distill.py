@@ -22,7 +22,7 @@ from dlcli.config import TrainConfig
 from dlcli.console import Console, result
 from dlcli.data.dataset import Dataset
 from dlcli.data.tensors import TensorSplit
-from dlcli.device import describe_device, resolve_device, seed_everything
+from dlcli.device import describe_device, prefers_channels_last, resolve_device, seed_everything
 from dlcli.engine import ClassificationTask, DistillationTask, evaluate, predict
 from dlcli.errors import UsageError
 from dlcli.losses import make_loss
@@ -137,7 +137,7 @@ def run(cfg: TrainConfig, opts: DistillOptions, out_dir: Path, baseline_dir: Pat
     generator = seed_everything(cfg.seed)
     data = prepare_data(cfg, device, generator, console)
     check_teacher(teacher_ckpt.classes, teacher_ckpt.input_shape, data.dataset, opts.teacher)
-    channels_last = data.dataset.is_image and device.type in ("cpu", "cuda")
+    channels_last = prefers_channels_last(device, data.dataset.input_shape)
     teacher = teacher_ckpt.build_model().to(device).eval()
     if channels_last:
         teacher = teacher.to(memory_format=torch.channels_last)

@@ -13,7 +13,7 @@ from dlcli.checkpoint import load_checkpoint
 from dlcli.console import Console, result
 from dlcli.data.dataset import Dataset
 from dlcli.data.tensors import TensorSplit, dataset_splits
-from dlcli.device import describe_device, resolve_device
+from dlcli.device import describe_device, prefers_channels_last, resolve_device
 from dlcli.engine import evaluate
 from dlcli.errors import UsageError
 from dlcli.losses import make_loss
@@ -58,7 +58,7 @@ def run(
     check_compatible(dataset, ckpt.input_shape, ckpt.classes, artifact)
     split = evaluation_split(dataset, device, console)
     model = ckpt.build_model().to(device)
-    channels_last = dataset.is_image and device.type in ("cpu", "cuda")
+    channels_last = prefers_channels_last(device, dataset.input_shape)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     metrics = evaluate(model, eval_batches(split, channels_last), make_loss("cross-entropy"))
