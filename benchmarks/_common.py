@@ -9,11 +9,12 @@ import sys
 from typing import Any
 
 
-def dlcli(*args: str) -> dict[str, Any]:
+def dlcli(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run `python -m dlcli ARGS --json -q` in a subprocess (a real process, as timed by users) and
-    return its JSON result; a failure stops the benchmark with dlcli's own error line."""
+    return its JSON result; a failure stops the benchmark with dlcli's own error line. `env` adds to
+    (or overrides) this process's environment."""
     proc = subprocess.run([sys.executable, "-m", "dlcli", *args, "--json", "-q"], capture_output=True, text=True,
-                          env={**os.environ, "NO_COLOR": "1"})
+                          env={**os.environ, "NO_COLOR": "1", **(env or {})})
     if proc.returncode != 0:
         raise SystemExit(f"dlcli {' '.join(args)} failed: {proc.stderr.strip()}")
     return json.loads(proc.stdout)

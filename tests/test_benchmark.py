@@ -18,7 +18,7 @@ from dlcli.console import Console
 from dlcli.errors import UsageError
 from dlcli.export.environment import cpu_info, environment, fingerprint
 from dlcli.export.onnx_export import export_onnx
-from dlcli.export.timing import describe_method, input_batches, measure
+from dlcli.export.timing import describe_method, input_batches, measure, measure_interleaved
 from dlcli.models import create_model
 from dlcli.workflows import export
 
@@ -60,6 +60,16 @@ def test_measure_stops_at_the_time_budget() -> None:
     assert "whichever ends first" in describe_method(10, 100, 2.0)
 
 
+def test_interleaved_rounds_alternate_and_pool_every_call() -> None:
+    order: list[str] = []
+    calls = {key: (lambda b, key=key: order.append(key), [np.zeros((2, 1))], None) for key in ("a", "b")}
+    stats = measure_interleaved(calls, rounds=3, warmup=1, iters=2)
+    assert order == ["a"] * 3 + ["b"] * 3 + ["a"] * 3 + ["b"] * 3 + ["a"] * 3 + ["b"] * 3  # warm-up + 2, per round
+    assert stats["a"].runs == stats["b"].runs == 6 and stats["a"].batch_size == 2
+    with pytest.raises(UsageError):
+        measure_interleaved(calls, rounds=0)
+
+
 def test_input_batches_are_distinct_and_shaped() -> None:
     batches = input_batches([1, 4, 4], 3, count=5)
     assert len(batches) == 5 and all(b.shape == (3, 1, 4, 4) and b.dtype == np.float32 for b in batches)
@@ -81,7 +91,7 @@ def test_benchmark_checkpoint_and_onnx(artifacts: tuple[Path, Path], tmp_path: P
     ckpt, onnx_path = artifacts
     out_csv, out_png = tmp_path / "rows.csv", tmp_path / "plot.png"
     result = cli("benchmark", ckpt, onnx_path, "--batch-size", "1,4", "--threads", "1", "--device", "cpu",
-                 "--csv", out_csv, "--plot", out_png, "--json", *FAST)
+                 "--csv", out_csv, "--plot", out_png, "--rounds", "2", "--json", *FAST)
     assert result.code == 0, result.err
     payload = result.json()
     assert payload["command"] == "benchmark" and payload["artifact"] == str(out_csv)
@@ -89,8 +99,9 @@ def test_benchmark_checkpoint_and_onnx(artifacts: tuple[Path, Path], tmp_path: P
     rows = payload["rows"]
     assert [(Path(r["artifact"]).suffix, r["runtime"], r["batch_size"]) for r in rows] == [
         (".pt", "pytorch", 1), (".pt", "pytorch", 4), (".onnx", "onnxruntime", 1), (".onnx", "onnxruntime", 4)]
+    assert "2 rounds that alternate the artifacts" in payload["method"]
     for row in rows:
-        assert row["runs"] == 3 and row["threads"] == 1
+        assert row["runs"] == 2 * 3 and row["threads"] == 1  # --iters per round
         assert 0 < row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"] and row["throughput"] > 0
         assert row["size_bytes"] > 0 and row["params"] > 0 and row["accuracy"] is None
         assert row["cpu"] and row["torch"]
@@ -127,7 +138,8 @@ def test_static_onnx_skips_other_batch_sizes(artifacts: tuple[Path, Path], tmp_p
     assert "fixed batch size of 1" in result.err
 
 
-@pytest.mark.parametrize("args", [["--batch-size", "0"], ["--batch-size", "a,b"], ["--compile"], ["--iters", "0"]])
+@pytest.mark.parametrize("args", [["--batch-size", "0"], ["--batch-size", "a,b"], ["--compile"], ["--iters", "0"],
+                                  ["--rounds", "0"]])
 def test_bad_options_exit_2(artifacts: tuple[Path, Path], cli, args: list[str]) -> None:
     result = cli("benchmark", artifacts[1], *args, "-q")
     assert result.code == 2 and result.err.startswith("error: "), result.err

@@ -19,6 +19,10 @@ def benchmark(
         "--iters", help="Timed calls per batch size.", show_default="100 unless --seconds")] = None,
     seconds: Annotated[float | None, typer.Option(
         "--seconds", help="Time budget per batch size (with --iters: whichever ends first).")] = None,
+    rounds: Annotated[int | None, typer.Option(
+        "--rounds", help="Repeat the timing in N rounds that alternate the artifacts, so a noisy spell on the "
+        "machine hits all of them alike (--iters/--seconds apply to each round).",
+        show_default="3 with several artifacts, else 1")] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile checkpoints before timing.")] = False,
     device: DeviceOpt = None,
     data: DataOpt = None,
@@ -34,8 +38,9 @@ def benchmark(
     """Measure latency (p50/p90/p99), throughput, size, parameters and, with --data, accuracy.
 
     Checkpoints run in PyTorch (eager, or --compile), .onnx files in onnxruntime (CUDA when
-    available and --device allows). Warm-up calls are discarded, every call is timed on its own and
-    inputs rotate among several batches; rows record the machine they were measured on.
+    available and --device allows). Warm-up calls are discarded, every call is timed on its own,
+    inputs rotate among several batches and several artifacts are timed in alternating rounds; rows
+    record the machine they were measured on.
 
     \b
     Examples:
@@ -49,5 +54,6 @@ def benchmark(
         artifacts=list(artifacts), batch_sizes=parse_batch_sizes(batch_size), threads=threads, warmup=warmup,
         iters=iters, seconds=seconds, device=device.value if device else "auto", compile=compile, data=data,
         data_dir=str(data_dir) if data_dir else None, csv=csv, plot=plot, force=force,
+        rounds=rounds,
     )
     emit(run(cfg, make_console(quiet)), json_output)

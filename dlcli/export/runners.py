@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from dlcli.export.runtime import input_spec
+from dlcli.export.timing import LatencyStats, input_batches, measure_interleaved
 
 
 @dataclass
@@ -64,28 +65,28 @@ def onnx_runner(session: Any) -> Runner:
     return Runner("onnxruntime", device, call, prepare, None, fixed)
 
 
+def time_runners(
+    runners: dict[str, Runner], batches: dict[str, list[np.ndarray]], rounds: int, warmup: int = 10,
+    iters: int | None = None, seconds: float | None = None,
+) -> dict[str, LatencyStats]:
+    """Each runner on its own input batches (numpy, prepared here, before timing), interleaved in
+    `rounds` rounds (`timing.measure_interleaved`)."""
+    calls = {key: (r.call, [r.prepare(b) for b in batches[key]], r.sync) for key, r in runners.items()}
+    return measure_interleaved(calls, rounds, warmup, iters, seconds)
+
+
 def alternating_p50(
     runners: dict[str, Runner], input_shape: list[int], batch_sizes: list[int], rounds: int,
     iters: int | None = None, pool: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Time several runners against each other: per batch size, `rounds` rounds that each time every
-    runner once, so a machine getting busier mid-way affects all of them alike. Returns
-    {"latency_ms_b{N}{key}": median over rounds of each round's p50}; runners fixed to another batch
-    size are skipped for that size."""
-    import statistics
-
-    from dlcli.export.timing import input_batches, measure
-
+    """Compare runners on the same inputs, per batch size, interleaved in `rounds` rounds. Returns
+    {"latency_ms_b{N}{key}": p50 over all timed calls}; batch sizes that a fixed-batch runner
+    cannot take are skipped."""
     out: dict[str, float] = {}
     for batch_size in batch_sizes:
-        active = {k: r for k, r in runners.items() if r.fixed_batch in (None, batch_size)}
-        if len(active) < len(runners):
+        if any(r.fixed_batch not in (None, batch_size) for r in runners.values()):
             continue
         batches = input_batches(input_shape, batch_size, pool=pool)
-        p50s: dict[str, list[float]] = {key: [] for key in active}
-        for _ in range(rounds):
-            for key, runner in active.items():
-                p50s[key].append(measure(runner.call, [runner.prepare(b) for b in batches], iters=iters).p50_ms)
-        for key, values in p50s.items():
-            out[f"latency_ms_b{batch_size}{key}"] = float(statistics.median(values))
+        stats = time_runners(runners, dict.fromkeys(runners, batches), rounds, iters=iters)
+        out.update({f"latency_ms_b{batch_size}{key}": s.p50_ms for key, s in stats.items()})
     return out

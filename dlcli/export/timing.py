@@ -25,6 +25,10 @@ ROTATING_BATCHES = 8
 MAX_RUNS = 1_000_000  # bounds memory when only --seconds is given
 
 
+Call = tuple[Callable[[Any], Any], Sequence[Any], Callable[[], None] | None]
+"""What is timed: (fn, the batches it rotates through, an optional device sync)."""
+
+
 @dataclass
 class LatencyStats:
     batch_size: int
@@ -41,7 +45,9 @@ class LatencyStats:
         return asdict(self)
 
 
-def describe_method(warmup: int, iters: int | None, seconds: float | None, batches: int = ROTATING_BATCHES) -> str:
+def describe_method(
+    warmup: int, iters: int | None, seconds: float | None, batches: int = ROTATING_BATCHES, rounds: int = 1
+) -> str:
     """One line saying how the numbers were taken (printed with every benchmark)."""
     iters, seconds = _budget(iters, seconds)
     if seconds is None:
@@ -50,9 +56,11 @@ def describe_method(warmup: int, iters: int | None, seconds: float | None, batch
         budget = f"timed calls for {seconds:g} s"
     else:
         budget = f"up to {iters} timed calls or {seconds:g} s, whichever ends first"
+    interleave = (f"; repeated in {rounds} rounds that alternate the artifacts, statistics over all rounds' calls"
+                  if rounds > 1 else "")
     return (f"method: {warmup} warm-up calls discarded, then {budget}, each timed alone (perf_counter_ns, "
-            f"device synchronised); inputs rotate among {batches} pre-generated batches; p50/p90/p99 from "
-            "per-call times; throughput = samples / total timed time.")
+            f"device synchronised){interleave}; inputs rotate among {batches} pre-generated batches; "
+            "p50/p90/p99 from per-call times; throughput = samples / total timed time.")
 
 
 def _budget(iters: int | None, seconds: float | None) -> tuple[int, float | None]:
@@ -79,12 +87,41 @@ def measure(
     `sync` (e.g. `torch.cuda.synchronize`) is called inside each timed region so asynchronous
     devices are measured to completion.
     """
+    return measure_interleaved({"": (fn, batches, sync)}, 1, warmup, iters, seconds)[""]
+
+
+def measure_interleaved(
+    calls: dict[str, Call],
+    rounds: int,
+    warmup: int = 10,
+    iters: int | None = None,
+    seconds: float | None = None,
+) -> dict[str, LatencyStats]:
+    """Time several `(fn, batches, sync)` against each other: `rounds` rounds, each running `measure`'s
+    procedure (warm-up included, which re-warms caches the others evicted) once per key, then
+    statistics over all of a key's timed calls.
+
+    Why: on a shared machine the speed changes over seconds (other tenants, clock scaling). Timed one
+    after another, two models can differ by a third for that reason alone; interleaved, both see the
+    same slow and fast spells, so their ratio holds even when their absolute times do not.
+    """
+    if rounds < 1:
+        raise UsageError(f"--rounds must be at least 1, got {rounds}.")
+    times: dict[str, list[np.ndarray]] = {key: [] for key in calls}
+    for _ in range(rounds):
+        for key, call in calls.items():
+            times[key].append(_time_calls(call, warmup, iters, seconds))
+    return {key: summarize(np.concatenate(parts), len(calls[key][1][0])) for key, parts in times.items()}
+
+
+def _time_calls(call: Call, warmup: int, iters: int | None, seconds: float | None) -> np.ndarray:
+    """The per-call times (ns) behind `measure`."""
+    fn, batches, sync = call
     if not batches:
         raise UsageError("measure() needs at least one input batch.")
     if warmup < 0:
         raise UsageError(f"--warmup must be zero or more, got {warmup}.")
     iters, seconds = _budget(iters, seconds)
-    batch_size = len(batches[0])
     for i in range(warmup):
         fn(batches[i % len(batches)])
     if sync is not None:
@@ -109,7 +146,7 @@ def measure(
     finally:
         if gc_was_enabled:
             gc.enable()
-    return summarize(times[:count], batch_size)
+    return times[:count]
 
 
 def summarize(times_ns: np.ndarray, batch_size: int) -> LatencyStats:

@@ -19,12 +19,13 @@ from dlcli.console import Console, result
 from dlcli.data.dataset import Dataset
 from dlcli.errors import InputFileError, UsageError, WorkError
 from dlcli.export.environment import available_cores, environment, fingerprint
-from dlcli.export.runners import Runner, onnx_runner, torch_runner
-from dlcli.export.timing import describe_method, input_batches, measure
+from dlcli.export.runners import Runner, onnx_runner, time_runners, torch_runner
+from dlcli.export.timing import LatencyStats, describe_method, input_batches
 from dlcli.runs import check_output_file
 
 POOL_SIZE = 512  # real images the timed batches rotate through, when --data is given
 PLOT_DEFAULT = "benchmark.png"
+COMPARE_ROUNDS = 3  # several artifacts: interleaved rounds, so a noisy spell on the machine hits all alike
 
 
 @dataclass
@@ -44,6 +45,9 @@ class BenchmarkConfig:
     plot: Path | None = None
     """PNG of accuracy (or throughput) against latency; default PLOT_DEFAULT with several artifacts."""
     force: bool = False
+    rounds: int | None = None
+    """Interleaved timing rounds (iters/seconds apply to each); None: COMPARE_ROUNDS with several
+    artifacts, else 1."""
 
     def __post_init__(self) -> None:
         if not self.artifacts:
@@ -52,6 +56,10 @@ class BenchmarkConfig:
             raise UsageError(f"--batch-size needs positive integers, got {self.batch_sizes}.")
         if self.threads is not None and self.threads <= 0:
             raise UsageError(f"--threads must be positive, got {self.threads}.")
+        if self.rounds is not None and self.rounds < 1:
+            raise UsageError(f"--rounds must be at least 1, got {self.rounds}.")
+        if self.rounds is None:
+            self.rounds = COMPARE_ROUNDS if len(self.artifacts) > 1 else 1
 
 
 @dataclass
@@ -79,7 +87,7 @@ def run(cfg: BenchmarkConfig, console: Console) -> dict[str, Any]:
     start = time.perf_counter()
     threads = cfg.threads or available_cores()
     plot = cfg.plot or (Path(PLOT_DEFAULT) if len(cfg.artifacts) > 1 else None)
-    method = describe_method(cfg.warmup, cfg.iters, cfg.seconds)
+    method = describe_method(cfg.warmup, cfg.iters, cfg.seconds, rounds=cfg.rounds)
     artifacts = [open_artifact(path, cfg, threads) for path in cfg.artifacts]  # fail fast on a bad file
     env = environment(threads)
     console.info(f"machine: {env['cpu']} ({' '.join(env['isa']) or 'no ISA flags found'}), "
@@ -88,11 +96,17 @@ def run(cfg: BenchmarkConfig, console: Console) -> dict[str, Any]:
     if env["load_avg_1m"] is not None and env["load_avg_1m"] > 0.5 * env["cores"]:
         console.warn(f"the machine is busy (load average {env['load_avg_1m']} on {env['cores']} cores): "
                      "latencies will be slower and noisier than on an idle machine.")
-    rows: list[dict[str, Any]] = []
     with _torch_threads(threads), torch.inference_mode():
         dataset = _load_data(cfg, console)
-        for artifact in artifacts:
-            rows += _benchmark(artifact, cfg, dataset, console, fingerprint(env))
+        metrics = [artifact.accuracy(dataset, console) if dataset is not None else {} for artifact in artifacts]
+        stats = _time_all(artifacts, cfg, _real_inputs(dataset) if dataset is not None else None, console)
+    machine = fingerprint(env)
+    rows = [
+        {"artifact": str(a.path), "runtime": a.runner.runtime, "device": a.runner.device, **s.to_dict(),
+         "size_bytes": a.path.stat().st_size, "params": a.params, "accuracy": m.get("accuracy"),
+         "loss": m.get("loss"), **machine}
+        for a, m, per_batch in zip(artifacts, metrics, stats, strict=True) for s in per_batch
+    ]
     _show_table(rows, console)
     csv_path = _write_csv(rows, cfg.csv, cfg.force) if cfg.csv else None
     plot_path = _write_plot(rows, plot, cfg.force) if plot and rows else None
@@ -155,30 +169,34 @@ def _open_checkpoint(path: Path, device_name: str, compile: bool) -> Artifact:
     return Artifact(path, runner, list(ckpt.input_shape), count_parameters(model), accuracy)
 
 
-def _benchmark(
-    artifact: Artifact, cfg: BenchmarkConfig, dataset: Dataset | None, console: Console, machine: dict[str, Any],
-) -> list[dict[str, Any]]:
-    runner, path = artifact.runner, artifact.path
-    metrics = artifact.accuracy(dataset, console) if dataset is not None else {}
-    pool = _real_inputs(dataset) if dataset is not None else None
-    rows = []
+def _time_all(
+    artifacts: list[Artifact], cfg: BenchmarkConfig, pool: np.ndarray | None, console: Console
+) -> list[list[LatencyStats]]:
+    """Per artifact, its stats at each batch size it accepts; at each batch size all artifacts are
+    timed in `cfg.rounds` interleaved rounds on the same inputs."""
+    found: list[list[LatencyStats]] = [[] for _ in artifacts]
     for batch_size in cfg.batch_sizes:
-        if runner.fixed_batch is not None and batch_size != runner.fixed_batch:
-            console.warn(f"{path} was exported with a fixed batch size of {runner.fixed_batch}; "
-                         f"skipping batch {batch_size}.")
-            continue
-        batches = [runner.prepare(b) for b in input_batches(artifact.input_shape, batch_size, pool=pool)]
+        chosen = {}
+        for i, artifact in enumerate(artifacts):
+            fixed = artifact.runner.fixed_batch
+            if fixed is not None and batch_size != fixed:
+                console.warn(f"{artifact.path} was exported with a fixed batch size of {fixed}; "
+                             f"skipping batch {batch_size}.")
+            else:
+                chosen[str(i)] = artifact
+        inputs = {key: input_batches(a.input_shape, batch_size, pool=pool) for key, a in chosen.items()}
         try:
-            stats = measure(runner.call, batches, cfg.warmup, cfg.iters, cfg.seconds, runner.sync)
+            stats = time_runners({k: a.runner for k, a in chosen.items()}, inputs, cfg.rounds or 1, cfg.warmup,
+                                 cfg.iters, cfg.seconds)
         except (UsageError, WorkError):
             raise
         except Exception as exc:  # e.g. torch.compile failing in its first (warm-up) call
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise WorkError(f"{runner.runtime} failed to run {path} at batch {batch_size}: {first}") from None
-        rows.append({"artifact": str(path), "runtime": runner.runtime, "device": runner.device,
-                     **stats.to_dict(), "size_bytes": path.stat().st_size, "params": artifact.params,
-                     "accuracy": metrics.get("accuracy"), "loss": metrics.get("loss"), **machine})
-    return rows
+            raise WorkError(f"failed to run {', '.join(str(a.path) for a in chosen.values())} at batch "
+                            f"{batch_size}: {first}") from None
+        for key, value in stats.items():
+            found[int(key)].append(value)
+    return found
 
 
 def _load_data(cfg: BenchmarkConfig, console: Console) -> Dataset | None:

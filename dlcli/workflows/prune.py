@@ -249,7 +249,7 @@ def compare_onnx_latency(
 ) -> dict[str, Any]:
     """Export both models to ONNX (each checked against PyTorch), then time them with onnxruntime on
     the CPU in alternating rounds, so that a machine getting busier mid-way affects both alike.
-    Returns latency_ms_b{N} and latency_ms_b{N}_before: the median over rounds of each round's p50."""
+    Returns latency_ms_b{N} and latency_ms_b{N}_before: p50 over all rounds' timed calls."""
     from dlcli.export.environment import available_cores
     from dlcli.export.onnx_export import export_onnx
     from dlcli.export.runners import alternating_p50, onnx_runner
@@ -265,7 +265,7 @@ def compare_onnx_latency(
 
     threads = threads or available_cores()
     console.info(f"latency: ONNX fp32 on onnxruntime (CPU, {threads} threads), batches "
-                 f"{', '.join(map(str, batch_sizes))}; p50 per round, median of {LATENCY_ROUNDS} alternating rounds")
+                 f"{', '.join(map(str, batch_sizes))}; p50 over {LATENCY_ROUNDS} rounds alternating the two models")
     runners = {}
     for key, model in (("_before", original), ("", pruned)):
         model = copy.deepcopy(model).cpu()  # export_onnx moves its model to the CPU in place

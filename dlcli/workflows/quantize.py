@@ -69,7 +69,7 @@ class QuantizeConfig:
     iters: int = 100
     """Timed calls per batch size and round."""
     rounds: int = LATENCY_ROUNDS
-    """Alternating fp32/int8 timing rounds; each latency is the median of the rounds' p50s."""
+    """Alternating fp32/int8 timing rounds; each latency is the p50 over all rounds' calls."""
 
     def __post_init__(self) -> None:
         if self.method is not None and self.method not in q.METHODS:
@@ -271,7 +271,7 @@ def _accuracy(sessions: dict[str, Any], dataset: Dataset, console: Console) -> d
 def _latency(
     sessions: dict[str, Any], dataset: Dataset | None, iters: int, rounds: int, threads: int, console: Console
 ) -> dict[str, Any]:
-    """p50 latency per batch size: the median over alternating rounds of each round's p50."""
+    """p50 latency per batch size over all timed calls of the alternating rounds."""
     from dlcli.export.runners import alternating_p50, onnx_runner
 
     runners = {key: onnx_runner(session) for key, session in sessions.items()}
@@ -281,7 +281,7 @@ def _latency(
         split = dataset.test if dataset.test is not None else dataset.train
         pool = np.asarray(split.x[:512], dtype=np.float32) * np.float32(dataset.input_scale())
         shape = list(pool.shape[1:])
-    console.info(f"latency: onnxruntime CPU, {threads} threads, p50 of {iters} calls, median of {rounds} rounds "
+    console.info(f"latency: onnxruntime CPU, {threads} threads, p50 of {iters} calls x {rounds} rounds "
                  "alternating fp32 and int8")
     load = load_average()
     if load is not None and load > available_cores():  # this command's own threads count in the load
