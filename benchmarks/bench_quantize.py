@@ -37,6 +37,7 @@ import torch
 from _common import dlcli, require_data_dir
 
 from dlcli.checkpoint import atomic_write
+from dlcli.compress import int8_rewrites
 from dlcli.compress import quantization as q
 from dlcli.console import Console
 from dlcli.export.environment import available_cores, environment, fingerprint
@@ -98,7 +99,7 @@ def ablation(fp32_path: Path, data: str, threads: int, iters: int, rounds: int, 
     pre = q.preprocess(load_onnx(fp32_path))
     protos = {"fp32": load_onnx(fp32_path)}
     for name, (rewrites, kwargs) in ABLATION.items():
-        rewritten = q.rewrite_for_int8(pre, x86_kernels=rewrites == "all") if rewrites else None
+        rewritten = int8_rewrites.rewrite_for_int8(pre, x86_kernels=rewrites == "all") if rewrites else None
         graph, fp32_nodes = (rewritten.proto, rewritten.fp32_nodes) if rewritten else (pre, [])
         protos[name] = q.quantize(graph, q.QuantSpec(exclude_nodes=fp32_nodes, **kwargs), calib)
     sessions = {k: ort_session(p.SerializeToString(), threads) for k, p in protos.items()}

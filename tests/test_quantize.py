@@ -18,6 +18,7 @@ from onnx import helper
 
 from dlcli.checkpoint import file_sha256
 from dlcli.cli import main
+from dlcli.compress import int8_rewrites
 from dlcli.compress import quantization as q
 from dlcli.data.catalog import load_dataset
 from dlcli.errors import UsageError
@@ -121,7 +122,7 @@ def test_int8_rewrites_keep_the_function(name: str, args: dict) -> None:
     """The GlobalAveragePool rewrite, the fp32 stem (cnn: conv-relu-pool) and channel padding (resnet's
     stem has no pool) change the graph, never its outputs."""
     source = q.preprocess(_fp32_graph(name, args))
-    rewritten = q.rewrite_for_int8(source)
+    rewritten = int8_rewrites.rewrite_for_int8(source)
     ops = [n.op_type for n in rewritten.proto.graph.node]
     assert "GlobalAveragePool" in ops and "ReduceMean" not in ops
     x = np.random.default_rng(0).random((5, 1, 28, 28), dtype=np.float32)
@@ -138,7 +139,7 @@ def test_int8_rewrites_keep_the_function(name: str, args: dict) -> None:
         assert any("input channels 1 -> 4" in n for n in rewritten.notes)
     for node in convs:  # every int8 Conv has input channels the fast int8 kernels take
         if node.name not in rewritten.fp32_nodes:
-            assert inits[node.input[1]].dims[1] % q.ALIGN == 0
+            assert inits[node.input[1]].dims[1] % int8_rewrites.ALIGN == 0
 
 
 def test_static_quantize_reports_before_and_after(static_run: dict, trained: dict[str, Path]) -> None:

@@ -26,6 +26,7 @@ import onnx
 
 from dlcli import __version__
 from dlcli.checkpoint import atomic_write, lineage_entry
+from dlcli.compress import int8_rewrites
 from dlcli.compress import quantization as q
 from dlcli.console import Console, result
 from dlcli.data.dataset import Dataset
@@ -191,7 +192,7 @@ def plan_quantization(
     if op_types or nodes:
         console.info(f"kept fp32: {', '.join([*op_types, *nodes])}")
     x86 = method == "static" and q.is_x86(machine)  # the stem and padding rules fit MLAS's x86 kernels
-    rewritten = q.rewrite_for_int8(preprocessed, x86_kernels=x86, keep_fp32=[*op_types, *nodes])
+    rewritten = int8_rewrites.rewrite_for_int8(preprocessed, x86_kernels=x86, keep_fp32=[*op_types, *nodes])
     for note in rewritten.notes:
         console.info(f"rewrite: {note}")
     spec = q.QuantSpec(method=method, calibration=cfg.calibration, per_channel=cfg.per_channel,
