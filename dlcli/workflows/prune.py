@@ -30,6 +30,7 @@ from dlcli.errors import DataNotFoundError, InputFileError, UsageError, WorkErro
 from dlcli.losses import make_loss
 from dlcli.optim import DEFAULT_LR
 from dlcli.runs import check_output_file, new_run_dir, record_latest
+from dlcli.workflows.prune_report import report, round_line
 from dlcli.workflows.training import (
     PreparedData,
     RunWriter,
@@ -47,8 +48,6 @@ RECOVERY_LR_FACTOR = 0.5  # recovery lr = this x the optimizer's from-scratch de
 RECOVERY_BATCH_SIZE = 64
 RECOVER_CHOICES = ("labels", "kd")
 LATENCY_ROUNDS = 7  # alternating rounds: on a shared CPU, 3 gave ratios 0.57-0.66 for one pair of models
-UNSTRUCTURED_NOTE = ("note: unstructured sparsity makes nothing faster on dense runtimes (PyTorch, onnxruntime): "
-                     "the zeros are stored and multiplied like any other weight; use --method channel for speed.")
 
 
 @dataclass
@@ -180,7 +179,7 @@ def run(checkpoint: Path, options: PruneOptions, cfg: TrainConfig, console: Cons
     save_checkpoint(ckpt, out)
     metrics["size_bytes"] = out.stat().st_size
     record_latest(out)
-    _report(spec, before, after, metrics, console)
+    report(spec, before, after, metrics, console)
     return result("prune", str(out), metrics, str(device), time.perf_counter() - start, parent=str(checkpoint),
                   run_dir=str(run_dir) if run_dir else None, pruning=record)
 
@@ -203,18 +202,8 @@ def _prune_rounds(
             entry.update({"accuracy_recovered": outcome.test_metrics.get("accuracy"),
                           "best_epoch": outcome.fit.best_epoch, "train_seconds": round(outcome.fit.seconds, 3)})
         rounds.append(entry)
-        console.info(_round_line(entry, spec.steps))
+        console.info(round_line(entry, spec.steps))
     return rounds
-
-
-def _round_line(entry: dict[str, Any], steps: int) -> str:
-    def pct(v: float | None) -> str:
-        return "-" if v is None else f"{v:.2%}"
-
-    text = f"round {entry['round']}/{steps}: pruned to {entry['amount']:.1%}, accuracy {pct(entry['accuracy_pruned'])}"
-    if "accuracy_recovered" in entry:
-        text += f", after recovery {pct(entry['accuracy_recovered'])}"
-    return text
 
 
 def recover(
@@ -345,41 +334,3 @@ def verify_rebuild(ckpt: Checkpoint, model: nn.Module, example: torch.Tensor) ->
     if not diff <= 1e-4:
         raise WorkError(f"the pruned model does not rebuild from its checkpoint (outputs differ by {diff:.3g}); "
                         "nothing was written.")
-
-
-def _report(spec: PruneSpec, before: dict[str, Any], after: dict[str, Any], metrics: dict[str, Any],
-            console: Console) -> None:
-    rows = []
-    for name, stats in after["layers"].items():
-        old = before["layers"][name]
-        shape = "x".join(map(str, stats["shape"]))
-        if stats["shape"] != old["shape"]:
-            shape = f"{'x'.join(map(str, old['shape']))} -> {shape}"
-        rows.append([name, stats["type"], shape, f"{old['params']:,} -> {stats['params']:,}",
-                     f"{stats['zeros'] / stats['params']:.1%}" if stats["params"] else "-"])
-    console.table(f"layers ({spec.method}, amount {spec.amount:g})", ["layer", "type", "weight shape", "weights",
-                                                                        "zeros"], rows)
-    console.table("pruning result", ["metric", "original", "pruned"], _summary_rows(spec, metrics))
-    if spec.method != "channel":
-        console.info(UNSTRUCTURED_NOTE)
-
-
-def _summary_rows(spec: PruneSpec, m: dict[str, Any]) -> list[list[Any]]:
-    def pct(v: float | None) -> str:
-        return "-" if v is None else f"{v:.2%}"
-
-    rows = [
-        ["test accuracy", pct(m["accuracy_before"]), pct(m["accuracy"])],
-        ["  right after pruning (before recovery)", "", pct(m["accuracy_pruned"])],
-        ["sparsity" if spec.method != "channel" else "channels removed", "0.00%", pct(m["sparsity"])],
-        ["parameters", f"{m['params_before']:,}", f"{m['params']:,} ({m['params_ratio']:.2f}x)"],
-        ["non-zero parameters", f"{m['nonzero_params_before']:,}", f"{m['nonzero_params']:,}"],
-        ["MACs per sample", f"{m['macs_before']:,}", f"{m['macs']:,} ({m['macs'] / m['macs_before']:.2f}x)"],
-        ["file size", f"{m['size_bytes_before']:,} B", f"{m['size_bytes']:,} B"],
-    ]
-    for key in sorted(k for k in m if k.startswith("latency_ms_b") and not k.endswith("_before")):
-        batch = key.removeprefix("latency_ms_b")
-        ratio = m[key] / m[f"{key}_before"]
-        rows.append([f"ONNX latency, batch {batch} (p50)", f"{m[key + '_before']:.3f} ms",
-                     f"{m[key]:.3f} ms ({ratio:.2f}x)"])
-    return rows

@@ -14,7 +14,6 @@ that says so and what would help, and `slower_than_fp32` in the result.
 from __future__ import annotations
 
 import platform
-import statistics
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -35,13 +34,9 @@ from dlcli.export.environment import available_cores, cpu_info, load_average
 from dlcli.export.metadata import is_dlcli_onnx, read_metadata, write_metadata
 from dlcli.export.runtime import load_onnx, ort_session
 from dlcli.runs import check_output_file
+from dlcli.workflows.quantize_report import BATCH_SIZES, SLOWER, layer_report, report, warn_if_slower
 
-BATCH_SIZES = (1, 32)
 LATENCY_ROUNDS = 3
-LAYER_REPORT_SAMPLES = 64
-LAYER_REPORT_ROWS = 12
-WIDE_CONV_CHANNELS = 64  # below this, int8 convolutions rarely beat fp32's NCHWc kernels (measured)
-SLOWER = 0.95  # speedups below this are reported as slower; 0.95-1 is within the noise of a shared CPU
 
 
 @dataclass
@@ -112,14 +107,14 @@ def run(cfg: QuantizeConfig, console: Console) -> dict[str, Any]:
         plan["requantized"] = _check_exclusions(int8, spec, plan, console)
         threads = cfg.threads or available_cores()
         metrics = measure(cfg, source, int8, dataset, threads, console)
-        layers = _layer_report(plan["prepared"], int8, reader, console) if cfg.report_layers else []
+        layers = layer_report(plan["prepared"], int8, reader, console) if cfg.report_layers else []
         write_metadata(int8, _metadata(cfg, source, dataset, spec, plan, metrics))
         _gate(cfg, metrics)
         atomic_write(out, lambda path: _save_checked(int8, path, source))
     metrics["size_bytes"] = out.stat().st_size
     metrics["size_ratio"] = metrics["size_bytes"] / metrics["size_bytes_fp32"]
-    _report(metrics, console)
-    _warn_if_slower(metrics, plan, source.proto, method, console)
+    report(metrics, console)
+    warn_if_slower(metrics, plan, source.proto, method, console)
     return result(
         "quantize", str(out), metrics, "cpu", time.perf_counter() - start, source=str(cfg.model), method=method,
         quantization=_spec_record(spec, plan), data=dataset.name if dataset else None,
@@ -296,22 +291,6 @@ def _latency(
     return metrics
 
 
-def _layer_report(
-    prepared: onnx.ModelProto, int8: onnx.ModelProto, reader: q.ArrayCalibrationReader | None, console: Console
-) -> list[dict[str, Any]]:
-    assert reader is not None
-    sample = q.ArrayCalibrationReader(reader.x[:LAYER_REPORT_SAMPLES], reader.input_name)
-    rows = q.layer_errors(prepared, int8, sample)
-    lossy = [r for r in rows if r["sqnr_db"] is not None]
-    console.table(
-        f"quantized tensors by error, worst first (SQNR on {len(sample)} calibration samples; lower is worse)",
-        ["tensor of", "op", "layer to --exclude", "SQNR dB", "vs fp32 model dB"],
-        [[r["node"], r["op_type"], r["layer"], r["sqnr_db"], r["sqnr_vs_fp32_db"]] for r in lossy[:LAYER_REPORT_ROWS]],
-    )
-    console.info("keep a layer fp32 with --exclude NODE, or every layer of a type with --exclude OP_TYPE")
-    return rows
-
-
 def _spec_record(spec: q.QuantSpec, plan: dict[str, Any]) -> dict[str, Any]:
     static = spec.method == "static"
     return {**spec.to_dict(), "format": spec.quant_format.upper() if static else "dynamic",
@@ -367,43 +346,3 @@ def _save_checked(proto: onnx.ModelProto, path: str, source: Source) -> None:
     onnx.save_model(proto, path)
     num_classes = len(source.meta["classes"]) if source.meta.get("classes") else None
     check_model_file(path, num_classes)
-
-
-def _report(m: dict[str, Any], console: Console) -> None:
-    rows = [["size (bytes)", f"{m['size_bytes_fp32']:,}", f"{m['size_bytes']:,}", f"{m['size_ratio']:.0%} of fp32"]]
-    if "accuracy" in m:
-        rows.append(["test accuracy", f"{m['accuracy_fp32']:.2%}", f"{m['accuracy']:.2%}",
-                     f"{-m['accuracy_drop_pp']:+.2f} pp"])
-    for b in BATCH_SIZES:
-        if f"speedup_b{b}" in m:
-            speedup = m[f"speedup_b{b}"]
-            change = f"{speedup:.2f}x faster" if speedup >= 1 else f"{1 / speedup:.2f}x slower"
-            rows.append([f"latency batch {b} (p50 ms)", f"{m[f'latency_ms_b{b}_fp32']:.3f}",
-                         f"{m[f'latency_ms_b{b}']:.3f}", change])
-    console.table("fp32 vs int8 (onnxruntime, CPU)", ["", "fp32", "int8", "int8"], rows)
-
-
-def _warn_if_slower(
-    m: dict[str, Any], plan: dict[str, Any], source_proto: onnx.ModelProto, method: str, console: Console
-) -> None:
-    """Never ship a slower artifact silently: say so, and what would help on this model and CPU."""
-    slower = [b for b in BATCH_SIZES if m.get(f"speedup_b{b}", 1.0) < SLOWER]
-    if not slower:
-        return
-    where = ", ".join(f"batch {b} ({m[f'latency_ms_b{b}']:.3f} vs {m[f'latency_ms_b{b}_fp32']:.3f} ms)"
-                      for b in slower)
-    hints = []
-    if not q.has_vnni(plan["cpu"]["isa"]) and q.is_x86(platform.machine()):
-        hints.append("this CPU has no VNNI, so int8 dot products are slow: a CPU with avx512_vnni, avx_vnni or "
-                     "AMX runs int8 faster")
-    if method == "dynamic" and q.has_op(plan["prepared"], "Conv"):
-        hints.append("dynamic quantization re-quantizes activations at run time and runs Conv as ConvInteger: "
-                     "try --method static")
-    widths = q.conv_widths(source_proto)
-    if widths and statistics.median(widths) < WIDE_CONV_CHANNELS:
-        hints.append(f"the convolutions are narrow ({'/'.join(map(str, widths))} channels): the int8 kernels' "
-                     "fixed costs "
-                     "(quantize/requantize, NHWC transposes, 8-bit pooling) outweigh the cheaper multiply-adds; "
-                     "a wider model (e.g. `dlcli train -a width=3`) quantizes to a faster artifact")
-    hints.append(f"if speed matters more than size ({m['size_ratio']:.0%} of fp32), ship the fp32 ONNX instead")
-    console.warn(f"the int8 model is SLOWER than fp32 at {where}. What would help: " + "; ".join(hints) + ".")

@@ -1,0 +1,60 @@
+"""What `dlcli prune` prints on stderr: one line per pruning round, the per-layer table and the
+before/after summary (the --json result carries the same numbers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dlcli.compress.pruning import PruneSpec
+from dlcli.console import Console
+
+UNSTRUCTURED_NOTE = ("note: unstructured sparsity makes nothing faster on dense runtimes (PyTorch, onnxruntime): "
+                     "the zeros are stored and multiplied like any other weight; use --method channel for speed.")
+
+
+def round_line(entry: dict[str, Any], steps: int) -> str:
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{v:.2%}"
+
+    text = f"round {entry['round']}/{steps}: pruned to {entry['amount']:.1%}, accuracy {pct(entry['accuracy_pruned'])}"
+    if "accuracy_recovered" in entry:
+        text += f", after recovery {pct(entry['accuracy_recovered'])}"
+    return text
+
+
+def report(spec: PruneSpec, before: dict[str, Any], after: dict[str, Any], metrics: dict[str, Any],
+            console: Console) -> None:
+    rows = []
+    for name, stats in after["layers"].items():
+        old = before["layers"][name]
+        shape = "x".join(map(str, stats["shape"]))
+        if stats["shape"] != old["shape"]:
+            shape = f"{'x'.join(map(str, old['shape']))} -> {shape}"
+        rows.append([name, stats["type"], shape, f"{old['params']:,} -> {stats['params']:,}",
+                     f"{stats['zeros'] / stats['params']:.1%}" if stats["params"] else "-"])
+    console.table(f"layers ({spec.method}, amount {spec.amount:g})", ["layer", "type", "weight shape", "weights",
+                                                                        "zeros"], rows)
+    console.table("pruning result", ["metric", "original", "pruned"], _summary_rows(spec, metrics))
+    if spec.method != "channel":
+        console.info(UNSTRUCTURED_NOTE)
+
+
+def _summary_rows(spec: PruneSpec, m: dict[str, Any]) -> list[list[Any]]:
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{v:.2%}"
+
+    rows = [
+        ["test accuracy", pct(m["accuracy_before"]), pct(m["accuracy"])],
+        ["  right after pruning (before recovery)", "", pct(m["accuracy_pruned"])],
+        ["sparsity" if spec.method != "channel" else "channels removed", "0.00%", pct(m["sparsity"])],
+        ["parameters", f"{m['params_before']:,}", f"{m['params']:,} ({m['params_ratio']:.2f}x)"],
+        ["non-zero parameters", f"{m['nonzero_params_before']:,}", f"{m['nonzero_params']:,}"],
+        ["MACs per sample", f"{m['macs_before']:,}", f"{m['macs']:,} ({m['macs'] / m['macs_before']:.2f}x)"],
+        ["file size", f"{m['size_bytes_before']:,} B", f"{m['size_bytes']:,} B"],
+    ]
+    for key in sorted(k for k in m if k.startswith("latency_ms_b") and not k.endswith("_before")):
+        batch = key.removeprefix("latency_ms_b")
+        ratio = m[key] / m[f"{key}_before"]
+        rows.append([f"ONNX latency, batch {batch} (p50)", f"{m[key + '_before']:.3f} ms",
+                     f"{m[key]:.3f} ms ({ratio:.2f}x)"])
+    return rows
