@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("--data", default=None, help="default: the checkpoint's dataset")
     parser.add_argument("--threads", type=int, default=None, help="default: all cores")
-    parser.add_argument("--iters", type=int, default=500)
+    parser.add_argument("--iters", type=int, default=100, help="timed calls per batch size and round")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds alternating PyTorch and onnxruntime")
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--out", type=Path, default=RESULTS / "export.json")
     args = parser.parse_args(argv)
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         agreement = full_test_agreement(args.checkpoint, onnx_path, data, console)
         bench = run_benchmark(BenchmarkConfig(
             [args.checkpoint, onnx_path], [1, 32], threads=args.threads, warmup=args.warmup, iters=args.iters,
-            device="cpu", data=data, plot=args.out.with_suffix(".png"), force=True,
+            rounds=args.rounds, device="cpu", data=data, plot=args.out.with_suffix(".png"), force=True,
         ), console)
     speed = summarize(bench["rows"])
     report = {

@@ -5,9 +5,10 @@
 - `--method global-unstructured --amount 0.9` with one recovery epoch: accuracy within 0.5 pp.
 
 Run (real MNIST needed):
-    DLCLI_DATA_DIR=/work/shared/data python benchmarks/bench_prune.py [--checkpoint runs/train/expN/best.pt]
+    DLCLI_DATA_DIR=../shared/data python benchmarks/bench_prune.py [--checkpoint CKPT | --epochs N]
         [--threads 1,2] [--processes 5] [--results benchmarks/results/prune.json] [-- extra dlcli prune flags]
-Without --checkpoint it first trains the unpruned model (`dlcli train --data mnist`, defaults). Prints
+Without --checkpoint it first trains the unpruned model (`dlcli train --data mnist`, defaults; or
+`--epochs N`). Prints
 two tables and writes the results JSON. A measurement, not a test: nothing asserts.
 
 Latency is measured twice. `dlcli prune` itself times both exported models in alternating rounds
@@ -100,6 +101,13 @@ def print_tables(cases: list[dict[str, Any]], latency: list[dict[str, Any]]) -> 
                   f"{e['ratio_median']:>11.2f}x {e['ratio_min']:.2f}-{e['ratio_max']:.2f}x{verdict}")
 
 
+def machine() -> dict[str, Any]:
+    """The environment minus its thread count: every latency entry records its own."""
+    from dlcli.export.environment import environment
+
+    return {k: v for k, v in environment().items() if k != "threads"}
+
+
 def thread_counts(text: str | None) -> list[int]:
     from dlcli.export.environment import available_cores
 
@@ -111,6 +119,7 @@ def thread_counts(text: str | None) -> list[int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", help="unpruned checkpoint (default: train the default cnn on mnist)")
+    parser.add_argument("--epochs", help="epochs for the unpruned model it trains (default: the dataset's)")
     parser.add_argument("--seed", default="0")
     parser.add_argument("--threads", help="comma list of onnxruntime thread counts (default: 1 and all cores)")
     parser.add_argument("--processes", type=int, default=5, help="fresh benchmark processes per thread count")
@@ -118,11 +127,10 @@ def main() -> None:
     parser.add_argument("extra", nargs="*", help="flags passed to every `dlcli prune` (after --)")
     args = parser.parse_args()
     require_data_dir("mnist")
-    from dlcli.export.environment import environment
-
     with tempfile.TemporaryDirectory() as tmp:
         env = {"DLCLI_RUNS_DIR": f"{tmp}/runs"}
-        train_cmd = ["train", "--data", "mnist", "--seed", args.seed]
+        epochs = ["--epochs", args.epochs] if args.epochs else []
+        train_cmd = ["train", "--data", "mnist", "--seed", args.seed, *epochs]
         checkpoint = args.checkpoint or dlcli(*train_cmd, "--out", f"{tmp}/train", env=env)["artifact"]
         cases = [prune_case(checkpoint, method, amount, flags, args.seed, args.extra, f"{tmp}/{method}.pt", env)
                  for method, amount, flags in CASES]
@@ -137,7 +145,7 @@ def main() -> None:
         "unpruned": {"command": None if args.checkpoint else "dlcli " + " ".join(train_cmd),
                      "checkpoint": args.checkpoint},
         "targets": {"max_accuracy_drop_pp": MAX_DROP_PP, "max_latency_ratio_b32": MAX_LATENCY_RATIO},
-        "cases": cases, "channel_latency_across_processes": latency, "environment": environment(),
+        "cases": cases, "channel_latency_across_processes": latency, "environment": machine(),
     }, indent=2) + "\n")
     print(f"wrote {args.results}")
 

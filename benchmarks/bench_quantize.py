@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -41,9 +40,8 @@ from dlcli.compress import int8_rewrites
 from dlcli.compress import quantization as q
 from dlcli.console import Console
 from dlcli.export.environment import available_cores, environment, fingerprint
-from dlcli.export.runners import onnx_runner
+from dlcli.export.runners import alternating_p50, onnx_runner
 from dlcli.export.runtime import load_onnx, ort_session
-from dlcli.export.timing import input_batches, measure
 from dlcli.workflows import export
 from dlcli.workflows.evaluate import evaluation_split
 from dlcli.workflows.evaluate_onnx import onnx_metrics
@@ -107,15 +105,11 @@ def ablation(fp32_path: Path, data: str, threads: int, iters: int, rounds: int, 
     pool = dataset.test.x[:512].astype("float32") * dataset.input_scale()
     rows = {k: {"variant": k, "accuracy": onnx_metrics(s, split)["accuracy"], "size_bytes": protos[k].ByteSize()}
             for k, s in sessions.items()}
-    for batch in (1, 32):
-        batches = input_batches(list(pool.shape[1:]), batch, pool=pool)
-        p50s: dict[str, list[float]] = {k: [] for k in sessions}
-        for _ in range(rounds):
-            for k, s in sessions.items():
-                runner = onnx_runner(s)
-                p50s[k].append(measure(runner.call, [runner.prepare(b) for b in batches], iters=iters).p50_ms)
-        for k in sessions:
-            rows[k][f"latency_ms_b{batch}"] = statistics.median(p50s[k])
+    runners = {k: onnx_runner(s) for k, s in sessions.items()}
+    latency = alternating_p50(runners, list(pool.shape[1:]), [1, 32], rounds, iters=iters, pool=pool)
+    for k in sessions:
+        for batch in (1, 32):
+            rows[k][f"latency_ms_b{batch}"] = latency[f"latency_ms_b{batch}{k}"]
     for row in rows.values():
         for batch in (1, 32):
             row[f"speedup_b{batch}"] = rows["fp32"][f"latency_ms_b{batch}"] / row[f"latency_ms_b{batch}"]
@@ -129,7 +123,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parser.add_argument(f"--{name}", type=Path, default=None, help=f"{name} checkpoint (default: {default})")
     parser.add_argument("--threads", type=int, default=None, help="default: all cores")
     parser.add_argument("--iters", type=int, default=100, help="timed calls per round")
-    parser.add_argument("--rounds", type=int, default=7, help="alternating fp32/int8 rounds (median of p50s)")
+    parser.add_argument("--rounds", type=int, default=7, help="alternating fp32/int8 rounds (p50 over all their calls)")
     parser.add_argument("--no-ablation", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)

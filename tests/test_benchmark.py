@@ -134,8 +134,32 @@ def test_static_onnx_skips_other_batch_sizes(artifacts: tuple[Path, Path], tmp_p
     onnx.save_model(export_onnx(model, [1, 28, 28], opset=17, dynamic_batch=False).proto, static)
     result = cli("benchmark", static, "--batch-size", "1,8", "--json", "--warmup", "0", "--iters", "2")
     assert result.code == 0, result.err
-    assert [r["batch_size"] for r in result.json()["rows"]] == [1]
+    assert [(r["batch_size"], r["runs"]) for r in result.json()["rows"]] == [(1, 2)]  # one artifact: one round
     assert "fixed batch size of 1" in result.err
+    # Beside a dynamic model: rows stay grouped by artifact, and comparing defaults to 3 rounds.
+    result = cli("benchmark", static, artifacts[1], "--batch-size", "1,8", "--json", "--warmup", "0", "--iters", "2",
+                 "--plot", tmp_path / "both.png")
+    assert result.code == 0, result.err
+    rows = [(Path(r["artifact"]).name, r["batch_size"], r["runs"]) for r in result.json()["rows"]]
+    assert rows == [("static.onnx", 1, 6), (artifacts[1].name, 1, 6), (artifacts[1].name, 8, 6)]
+
+
+def test_a_failing_runtime_is_named_in_one_line(
+    artifacts: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, cli
+) -> None:
+    from dlcli.workflows import benchmark
+
+    def broken(session):
+        runner = real(session)
+        runner.call = lambda batch: (_ for _ in ()).throw(RuntimeError("kernel not found\nstack..."))
+        return runner
+
+    real = benchmark.onnx_runner
+    monkeypatch.setattr(benchmark, "onnx_runner", broken)
+    result = cli("benchmark", *artifacts, "--batch-size", "2", *FAST)
+    assert result.code == 1
+    assert result.err.strip().splitlines()[-1] == (
+        f"error: onnxruntime failed to run {artifacts[1]} at batch 2: kernel not found")
 
 
 @pytest.mark.parametrize("args", [["--batch-size", "0"], ["--batch-size", "a,b"], ["--compile"], ["--iters", "0"],

@@ -16,9 +16,9 @@ def benchmark(
         "--threads", help="CPU threads for PyTorch and onnxruntime.", show_default="all cores")] = None,
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed calls before timing.")] = 10,
     iters: Annotated[int | None, typer.Option(
-        "--iters", help="Timed calls per batch size.", show_default="100 unless --seconds")] = None,
+        "--iters", help="Timed calls per batch size and round.", show_default="100 unless --seconds")] = None,
     seconds: Annotated[float | None, typer.Option(
-        "--seconds", help="Time budget per batch size (with --iters: whichever ends first).")] = None,
+        "--seconds", help="Time budget per batch size and round (with --iters: whichever ends first).")] = None,
     rounds: Annotated[int | None, typer.Option(
         "--rounds", help="Repeat the timing in N rounds that alternate the artifacts, so a noisy spell on the "
         "machine hits all of them alike (--iters/--seconds apply to each round).",

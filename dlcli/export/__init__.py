@@ -7,6 +7,8 @@ and imported directly (`from dlcli.export.timing import measure`), so importing 
 - `metadata`: the `dlcli.*` metadata_props that make an .onnx file self-describing; `describe_onnx`
 - `verify`: checker + shape inference, and onnxruntime-vs-PyTorch parity
 - `runtime`: `load_onnx`, `ort_session`, batched onnxruntime inference
-- `timing`: `measure(fn, batches, ...)` -> `LatencyStats`, the harness every latency number comes from
+- `timing`: `measure(fn, batches, ...)` -> `LatencyStats`, the harness every latency number comes from,
+  and `measure_interleaved` for comparing several models in alternating rounds
+- `runners`: PyTorch and onnxruntime behind one `Runner` interface, timed with `time_runners`
 - `environment`: the CPU/GPU/library fingerprint that benchmark rows carry
 """

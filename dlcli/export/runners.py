@@ -69,8 +69,8 @@ def time_runners(
     runners: dict[str, Runner], batches: dict[str, list[np.ndarray]], rounds: int, warmup: int = 10,
     iters: int | None = None, seconds: float | None = None,
 ) -> dict[str, LatencyStats]:
-    """Each runner on its own input batches (numpy, prepared here, before timing), interleaved in
-    `rounds` rounds (`timing.measure_interleaved`)."""
+    """`timing.measure_interleaved` over runners. Inputs are prepared (copied to the device, made
+    contiguous) before any timing, so the timed calls measure inference and not data movement."""
     calls = {key: (r.call, [r.prepare(b) for b in batches[key]], r.sync) for key, r in runners.items()}
     return measure_interleaved(calls, rounds, warmup, iters, seconds)
 

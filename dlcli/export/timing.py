@@ -115,7 +115,7 @@ def measure_interleaved(
 
 
 def _time_calls(call: Call, warmup: int, iters: int | None, seconds: float | None) -> np.ndarray:
-    """The per-call times (ns) behind `measure`."""
+    """The per-call times (ns) of one round: statistics are taken only after all rounds, over all calls."""
     fn, batches, sync = call
     if not batches:
         raise UsageError("measure() needs at least one input batch.")
@@ -146,7 +146,7 @@ def _time_calls(call: Call, warmup: int, iters: int | None, seconds: float | Non
     finally:
         if gc_was_enabled:
             gc.enable()
-    return times[:count]
+    return times[:count].copy()  # not a view: the full MAX_RUNS buffer would stay alive
 
 
 def summarize(times_ns: np.ndarray, batch_size: int) -> LatencyStats:

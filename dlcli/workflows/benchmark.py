@@ -47,7 +47,7 @@ class BenchmarkConfig:
     force: bool = False
     rounds: int | None = None
     """Interleaved timing rounds (iters/seconds apply to each); None: COMPARE_ROUNDS with several
-    artifacts, else 1."""
+    artifacts, else 1 (set in __post_init__)."""
 
     def __post_init__(self) -> None:
         if not self.artifacts:
@@ -172,8 +172,9 @@ def _open_checkpoint(path: Path, device_name: str, compile: bool) -> Artifact:
 def _time_all(
     artifacts: list[Artifact], cfg: BenchmarkConfig, pool: np.ndarray | None, console: Console
 ) -> list[list[LatencyStats]]:
-    """Per artifact, its stats at each batch size it accepts; at each batch size all artifacts are
-    timed in `cfg.rounds` interleaved rounds on the same inputs."""
+    """Per artifact, its stats at each batch size it accepts. All artifacts at one batch size are
+    timed together, in interleaved rounds on the same inputs, so that they are compared under the
+    same machine conditions; each is first run once on its own, so a failure names its file."""
     found: list[list[LatencyStats]] = [[] for _ in artifacts]
     for batch_size in cfg.batch_sizes:
         chosen = {}
@@ -182,21 +183,29 @@ def _time_all(
             if fixed is not None and batch_size != fixed:
                 console.warn(f"{artifact.path} was exported with a fixed batch size of {fixed}; "
                              f"skipping batch {batch_size}.")
-            else:
-                chosen[str(i)] = artifact
+                continue
+            chosen[str(i)] = artifact
         inputs = {key: input_batches(a.input_shape, batch_size, pool=pool) for key, a in chosen.items()}
-        try:
-            stats = time_runners({k: a.runner for k, a in chosen.items()}, inputs, cfg.rounds or 1, cfg.warmup,
-                                 cfg.iters, cfg.seconds)
-        except (UsageError, WorkError):
-            raise
-        except Exception as exc:  # e.g. torch.compile failing in its first (warm-up) call
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise WorkError(f"failed to run {', '.join(str(a.path) for a in chosen.values())} at batch "
-                            f"{batch_size}: {first}") from None
+        for key, artifact in chosen.items():
+            _first_call(artifact, inputs[key][0], batch_size)
+        stats = time_runners({k: a.runner for k, a in chosen.items()}, inputs, cfg.rounds, cfg.warmup, cfg.iters,
+                             cfg.seconds)
         for key, value in stats.items():
             found[int(key)].append(value)
     return found
+
+
+def _first_call(artifact: Artifact, batch: np.ndarray, batch_size: int) -> None:
+    """One untimed call; a runtime failure (e.g. torch.compile failing on its first call) becomes one
+    line naming the artifact and runtime."""
+    runner = artifact.runner
+    try:
+        runner.call(runner.prepare(batch))
+    except (UsageError, WorkError):
+        raise
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WorkError(f"{runner.runtime} failed to run {artifact.path} at batch {batch_size}: {first}") from None
 
 
 def _load_data(cfg: BenchmarkConfig, console: Console) -> Dataset | None:
