@@ -25,7 +25,7 @@ from dlcli.models import create_model
 
 RESULTS = Path(__file__).parent / "results" / "cnn_widths.json"
 SHAPE = [1, 28, 28]
-DEFAULT_WIDTHS = ["8,16,32,64", "4,8,16,32", "8,8,16,32", "4,8,16,64", "2,4,8,16"]
+DEFAULT_WIDTHS = ["8,16,32,64", "4,8,16,32", "8,8,16,32", "4,8,16,64", "6,11,22,45", "4,12,24,44", "2,4,8,16"]
 BATCH = 32
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from dlcli.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from dlcli.compress.pruning import PruneSpec, dense_state_dict, layer_stats, make_pruner
+from dlcli.compress.pruning import PruneSpec, dense_state_dict, kept_channels, layer_stats, make_pruner
 from dlcli.errors import UsageError
 from dlcli.models import MODELS, count_parameters, create_model, model_args
 from dlcli.models.surgery import head_name
@@ -249,3 +249,35 @@ def test_recovery_batch_default_sits_below_a_config_file(cli, base_checkpoint: P
     _, ckpt = prune(cli, base_checkpoint, "--method", "l1-unstructured", "--amount", "0.3", "--finetune-epochs",
                     "1", "--no-latency", "--config", config, "--out", tmp_path / "q.pt", *FAST)
     assert ckpt.extra["pruning"]["recovery"]["batch_size"] == 32
+
+
+@pytest.mark.parametrize(("width", "amount", "multiple", "kept"), [
+    (64, 0.3, 4, 44), (16, 0.3, 4, 12), (8, 0.3, 4, 4), (8, 0.7, 4, 4), (8, 0.5, 8, 8), (64, 0.5, 16, 32),
+    (3, 0.5, 4, 2), (3, 0.9, 4, 1), (22, 0.3, 1, 15), (4, 0.9, 4, 4),
+])
+def test_kept_channels_are_the_nearest_multiple(width: int, amount: float, multiple: int, kept: int) -> None:
+    assert kept_channels(width, amount, multiple) == kept
+
+
+@pytest.mark.parametrize(("round_to", "widths"), [(None, [4, 12, 24, 44]), (1, [6, 11, 22, 45]), (8, [8, 8, 24, 48])])
+def test_channel_widths_are_rounded_by_default(round_to: int | None, widths: list[int]) -> None:
+    model = create_model("cnn", [1, 28, 28], 10, [0.5], [0.5], {}).eval()
+    pruner = make_pruner(model, PruneSpec("channel", 0.3, round_to=round_to).validate(), torch.rand(1, 1, 28, 28))
+    pruner.step()
+    assert [m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)] == widths
+
+
+def test_a_pruned_model_that_is_not_faster_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
+    from dlcli.console import Console
+    from dlcli.workflows.prune_report import report
+
+    spec = PruneSpec("channel", 0.3)
+    layers = {"body.0": {"type": "Conv2d", "shape": [8, 1, 3, 3], "params": 72, "zeros": 0}}
+    metrics = {"accuracy": 0.9, "accuracy_before": 0.91, "accuracy_pruned": 0.5, "sparsity": 0.3, "params": 50,
+               "params_before": 72, "params_ratio": 0.7, "nonzero_params": 50, "nonzero_params_before": 72,
+               "macs": 1, "macs_before": 2, "size_bytes": 1, "size_bytes_before": 2,
+               "latency_ms_b32": 0.6, "latency_ms_b32_before": 0.5, "latency_ms_b1": 0.01, "latency_ms_b1_before": 0.02}
+    report(spec, {"layers": layers}, {"layers": layers}, metrics, Console(quiet=False))
+    err = capsys.readouterr().err
+    assert "not faster than the original on onnxruntime at batch 32 (0.600 vs 0.500 ms)" in err
+    assert "batch 1 " not in err.split("not faster")[1]

@@ -15,6 +15,7 @@ Three methods, each a `Pruner` whose `step()` moves the model one round closer t
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 import warnings
 from abc import ABC, abstractmethod
@@ -31,6 +32,12 @@ from dlcli.models.surgery import head_name
 from dlcli.registry import Registry
 
 PRUNABLE = (nn.modules.conv._ConvNd, nn.Linear)
+# channel: widths are kept multiples of this unless --round-to says otherwise. onnxruntime's fast CPU
+# convolutions (NCHWc) take input channels below its SIMD block (8 or 16) or multiples of it; other
+# widths fall back to a slower path: cnn widths 5/11/22/44 (0.3 pruned, unrounded) measured 1.06x
+# the unpruned latency with 1 thread and 1.56x with 2, rounded to 4/12/24/44 0.88x and 0.95x
+# (benchmarks/bench_cnn_widths.py). GPUs' tensor cores also want multiples of 4-8.
+DEFAULT_ROUND_TO = 4
 
 
 @dataclass
@@ -43,7 +50,7 @@ class PruneSpec:
     steps: int = 1
     """Rounds to reach `amount` (linear schedule), with recovery training between them."""
     round_to: int | None = None
-    """channel: keep channel counts a multiple of this (a layer too narrow to round stays as it is)."""
+    """channel: keep channel counts a multiple of this (None: DEFAULT_ROUND_TO; 1: no rounding)."""
     ignore: list[str] = field(default_factory=list)
     """Module names (as in `model.named_modules()`) that are never pruned."""
 
@@ -61,6 +68,11 @@ class PruneSpec:
         if self.round_to is not None and self.method != "channel":
             raise UsageError("--round-to applies to --method channel only.")
         return self
+
+    @property
+    def channel_multiple(self) -> int | None:
+        """What channel counts are rounded to (channel only): --round-to, else DEFAULT_ROUND_TO."""
+        return (self.round_to or DEFAULT_ROUND_TO) if self.method == "channel" else None
 
     def schedule(self) -> list[float]:
         """The cumulative amount after each round: equal steps up to the target."""
@@ -168,7 +180,11 @@ class GlobalUnstructured(_Unstructured):
 @PRUNERS.register("channel")
 class ChannelPruner(Pruner):
     """torch-pruning's BasePruner with L1-magnitude group importance, one pruner for all rounds
-    (it keeps the original widths, so each round's ratio is relative to them)."""
+    (it keeps the original widths, so each round's ratio is relative to them).
+
+    Each layer's final width is decided here (`kept_channels`) and handed to torch-pruning as an
+    exact per-layer ratio, rather than through its `round_to`, which rounds the kept count down
+    (0.3 of 16 channels became 8) and prunes a layer whole or not at all when it rounds to zero."""
 
     def __init__(self, model: nn.Module, spec: PruneSpec, example_input: torch.Tensor) -> None:
         super().__init__(model, spec, example_input)
@@ -179,11 +195,14 @@ class ChannelPruner(Pruner):
         if not self.targets:
             raise UsageError("nothing to prune: every layer except the classifier head is ignored.")
         ignored = [m for name, m in prunable_layers(model).items() if name not in self.targets]
+        multiple = spec.channel_multiple or 1
+        ratios = {m: _exact_ratio(_width(m), kept_channels(_width(m), spec.amount, multiple))
+                  for m in self.targets.values()}
         with quiet():
             self.pruner = tp.pruner.BasePruner(
                 model, example_input, importance=tp.importance.MagnitudeImportance(p=1),
-                pruning_ratio=spec.amount, iterative_steps=spec.steps, ignored_layers=ignored,
-                round_to=spec.round_to,
+                pruning_ratio=spec.amount, pruning_ratio_dict=ratios, iterative_steps=spec.steps,
+                ignored_layers=ignored,
             )
 
     def step(self) -> float:
@@ -192,6 +211,26 @@ class ChannelPruner(Pruner):
         with quiet(), torch.no_grad():
             self.pruner.step()
         return amount
+
+
+def kept_channels(width: int, amount: float, multiple: int) -> int:
+    """Channels a layer keeps: the multiple of `multiple` nearest to (1 - amount) x width, at least
+    `multiple` and at most `width`; a layer narrower than `multiple` keeps (1 - amount) x width,
+    rounded, at least 1."""
+    target = (1 - amount) * width
+    if width < multiple:
+        return max(1, math.floor(target + 0.5))
+    return min(width, max(multiple, multiple * math.floor(target / multiple + 0.5)))
+
+
+def _exact_ratio(width: int, kept: int) -> float:
+    """The ratio torch-pruning turns into exactly `kept` channels: it keeps int(width x (1 - ratio)),
+    so aim half a channel above `kept` rather than at a float that may land just below it."""
+    return 0.0 if kept >= width else (width - kept - 0.5) / width
+
+
+def _width(module: nn.Module) -> int:
+    return int(module.weight.shape[0])
 
 
 def check_channel_prunable(model: nn.Module) -> None:

@@ -300,7 +300,7 @@ def _pruning_record(
                          "scheduler": cfg.scheduler, "train_samples": cfg.train_samples, "seed": cfg.seed})
     return {
         "method": spec.method, "amount": spec.amount, "steps": spec.steps, "schedule": spec.schedule(),
-        "round_to": spec.round_to, "ignore": list(spec.ignore), "importance": "l1-magnitude",
+        "round_to": spec.channel_multiple, "ignore": list(spec.ignore), "importance": "l1-magnitude",
         "sparsity": metrics["sparsity"], "params": metrics["params"], "params_before": metrics["params_before"],
         "macs": metrics["macs"], "macs_before": metrics["macs_before"], "layers": layers, "rounds": rounds,
         "recovery": recovery,

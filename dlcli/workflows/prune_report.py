@@ -8,6 +8,7 @@ from typing import Any
 from dlcli.compress.pruning import PruneSpec
 from dlcli.console import Console
 
+SLOWER = 0.95  # latency ratios above this are within a shared CPU's noise of "not faster"
 UNSTRUCTURED_NOTE = ("note: unstructured sparsity makes nothing faster on dense runtimes (PyTorch, onnxruntime): "
                      "the zeros are stored and multiplied like any other weight; use --method channel for speed.")
 
@@ -37,6 +38,19 @@ def report(spec: PruneSpec, before: dict[str, Any], after: dict[str, Any], metri
     console.table("pruning result", ["metric", "original", "pruned"], _summary_rows(spec, metrics))
     if spec.method != "channel":
         console.info(UNSTRUCTURED_NOTE)
+    _warn_if_slower(metrics, console)
+
+
+def _warn_if_slower(m: dict[str, Any], console: Console) -> None:
+    """A smaller model can run slower (unaligned widths leave the runtime's fast kernels); say so
+    rather than let fewer MACs pass for speed."""
+    slower = sorted(key for key in m if key.startswith("latency_ms_b") and not key.endswith("_before")
+                    and m[key] > m[f"{key}_before"] * SLOWER)
+    if slower:
+        where = ", ".join(f"batch {k.removeprefix('latency_ms_b')} ({m[k]:.3f} vs {m[k + '_before']:.3f} ms)"
+                          for k in slower)
+        console.warn(f"the pruned model is not faster than the original on onnxruntime at {where}: try another "
+                     "--round-to (8 or 16 suit wider layers), a larger --amount, or --threads 1 for small models.")
 
 
 def _summary_rows(spec: PruneSpec, m: dict[str, Any]) -> list[list[Any]]:
