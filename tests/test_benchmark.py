@@ -16,7 +16,8 @@ import torch
 from dlcli.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from dlcli.console import Console
 from dlcli.errors import UsageError
-from dlcli.export.environment import cpu_info, environment, fingerprint
+from dlcli.export import environment as environment_module
+from dlcli.export.environment import busy_warning, cpu_info, cpu_usage, environment, fingerprint
 from dlcli.export.onnx_export import export_onnx
 from dlcli.export.timing import describe_method, input_batches, measure, measure_interleaved
 from dlcli.models import create_model
@@ -85,6 +86,28 @@ def test_environment_fingerprint(tmp_path: Path) -> None:
     env = environment(3)
     assert env["threads"] == 3 and env["torch"] and env["onnxruntime"] and env["python"] and env["os"]
     assert set(fingerprint(env)) >= {"cpu", "isa", "gpu", "threads", "torch", "onnxruntime", "python", "os"}
+
+
+def test_cpu_usage_counts_busy_and_stolen_time_not_io_wait(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  100 0 50 1000 10 0 0 0 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n")
+
+    def later(_seconds: float) -> None:  # +30 user, +10 system, +40 idle, +100 iowait, +10 steal
+        stat.write_text("cpu  130 0 60 1040 110 0 0 10 0 0\n")
+
+    monkeypatch.setattr(environment_module.time, "sleep", later)
+    assert cpu_usage(0.01, stat) == pytest.approx({"busy": 40 / 190, "steal": 10 / 190})
+    assert cpu_usage(0.01, tmp_path / "missing") is None
+
+
+@pytest.mark.parametrize(("usage", "warned"), [({"busy": 0.5, "steal": 0.1}, True),
+                                               ({"busy": 0.05, "steal": 0.0}, False)])
+def test_busy_warning(monkeypatch: pytest.MonkeyPatch, usage: dict[str, float], warned: bool) -> None:
+    monkeypatch.setattr(environment_module, "cpu_usage", lambda: usage)
+    warning = busy_warning()
+    assert (warning is not None) == warned
+    if warned:
+        assert "50% of its CPU time in use by other work, 10% taken by the hypervisor" in warning
 
 
 def test_benchmark_checkpoint_and_onnx(artifacts: tuple[Path, Path], tmp_path: Path, cli) -> None:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 from pathlib import Path
 from typing import Any
 
+BUSY_SHARE = 0.2  # busy + stolen share of all CPU time above which timings are flagged as noisy
 ISA_FLAGS = (
     "sse4_2", "avx", "avx2", "fma", "f16c", "avx_vnni", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
     "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16", "asimd", "asimddp", "sve",
@@ -57,6 +59,46 @@ def load_average() -> float | None:
         return round(os.getloadavg()[0], 2)
     except (AttributeError, OSError):  # Windows
         return None
+
+
+def cpu_usage(interval: float = 0.2, stat: str | Path = "/proc/stat") -> dict[str, float] | None:
+    """The share of the machine's CPU time that was busy, and that the hypervisor stole, over the
+    next `interval` seconds (Linux /proc/stat; None elsewhere).
+
+    Why not the load average: Linux counts tasks blocked on I/O in it, so an idle machine with one
+    stuck mount reads as busy (load 1.1 on an idle 2-core VM here); this measures what competes for
+    the cores. Called before timing starts, our own process is idle in the window."""
+    def sample() -> list[int]:
+        fields = Path(stat).read_text().splitlines()[0].split()
+        return [int(v) for v in fields[1:9]]  # user nice system idle iowait irq softirq steal
+
+    try:
+        first = sample()
+        time.sleep(interval)
+        delta = [b - a for a, b in zip(first, sample(), strict=True)]
+    except (OSError, ValueError, IndexError):
+        return None
+    total = sum(delta)
+    if total <= 0:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = delta
+    return {"busy": (user + nice + system + irq + softirq) / total, "steal": steal / total}
+
+
+def busy_warning() -> str | None:
+    """One line when other work competes for the CPU (None when the machine looks idle)."""
+    usage = cpu_usage()
+    if usage is not None:
+        if usage["busy"] + usage["steal"] < BUSY_SHARE:
+            return None
+        return (f"the machine is busy ({usage['busy']:.0%} of its CPU time in use by other work, "
+                f"{usage['steal']:.0%} taken by the hypervisor): latencies will be slower and noisier than on "
+                "an idle machine.")
+    load, cores = load_average(), available_cores()
+    if load is None or load <= 0.5 * cores:
+        return None
+    return (f"the machine is busy (load average {load} on {cores} cores): latencies will be slower and noisier "
+            "than on an idle machine.")
 
 
 def environment(threads: int | None = None) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from dlcli.checkpoint import atomic_write
 from dlcli.console import Console, result
 from dlcli.data.dataset import Dataset
 from dlcli.errors import InputFileError, UsageError, WorkError
-from dlcli.export.environment import available_cores, environment, fingerprint
+from dlcli.export.environment import available_cores, busy_warning, environment, fingerprint
 from dlcli.export.runners import Runner, onnx_runner, time_runners, torch_runner
 from dlcli.export.timing import LatencyStats, describe_method, input_batches
 from dlcli.runs import check_output_file
@@ -93,9 +93,9 @@ def run(cfg: BenchmarkConfig, console: Console) -> dict[str, Any]:
     console.info(f"machine: {env['cpu']} ({' '.join(env['isa']) or 'no ISA flags found'}), "
                  f"gpu {env['gpu'] or 'none'}, {threads} threads")
     console.info(method)
-    if env["load_avg_1m"] is not None and env["load_avg_1m"] > 0.5 * env["cores"]:
-        console.warn(f"the machine is busy (load average {env['load_avg_1m']} on {env['cores']} cores): "
-                     "latencies will be slower and noisier than on an idle machine.")
+    warning = busy_warning()
+    if warning:
+        console.warn(warning)
     with _torch_threads(threads), torch.inference_mode():
         dataset = _load_data(cfg, console)
         metrics = [artifact.accuracy(dataset, console) if dataset is not None else {} for artifact in artifacts]

@@ -239,7 +239,7 @@ def compare_onnx_latency(
     """Export both models to ONNX (each checked against PyTorch), then time them with onnxruntime on
     the CPU in alternating rounds, so that a machine getting busier mid-way affects both alike.
     Returns latency_ms_b{N} and latency_ms_b{N}_before: p50 over all rounds' timed calls."""
-    from dlcli.export.environment import available_cores
+    from dlcli.export.environment import available_cores, busy_warning
     from dlcli.export.onnx_export import export_onnx
     from dlcli.export.runners import alternating_p50, onnx_runner
     from dlcli.export.runtime import ort_session
@@ -253,6 +253,9 @@ def compare_onnx_latency(
     )
 
     threads = threads or available_cores()
+    warning = busy_warning()
+    if warning:
+        console.warn(warning)
     console.info(f"latency: ONNX fp32 on onnxruntime (CPU, {threads} threads), batches "
                  f"{', '.join(map(str, batch_sizes))}; p50 over {LATENCY_ROUNDS} rounds alternating the two models")
     runners = {}

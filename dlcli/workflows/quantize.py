@@ -30,7 +30,7 @@ from dlcli.compress import quantization as q
 from dlcli.console import Console, result
 from dlcli.data.dataset import Dataset
 from dlcli.errors import InputFileError, UsageError, WorkError
-from dlcli.export.environment import available_cores, cpu_info, load_average
+from dlcli.export.environment import available_cores, busy_warning, cpu_info
 from dlcli.export.metadata import is_dlcli_onnx, read_metadata, write_metadata
 from dlcli.export.runtime import load_onnx, ort_session
 from dlcli.runs import check_output_file
@@ -279,10 +279,9 @@ def _latency(
         shape = list(pool.shape[1:])
     console.info(f"latency: onnxruntime CPU, {threads} threads, p50 of {iters} calls x {rounds} rounds "
                  "alternating fp32 and int8")
-    load = load_average()
-    if load is not None and load > available_cores():  # this command's own threads count in the load
-        console.warn(f"the machine is busy (load average {load} on {available_cores()} cores): latencies and the "
-                     "speedup are noisier than on an idle machine; compare with `dlcli benchmark` later.")
+    warning = busy_warning()
+    if warning:
+        console.warn(f"{warning} Compare with `dlcli benchmark` later.")
     metrics: dict[str, Any] = alternating_p50(runners, shape, list(BATCH_SIZES), rounds, iters=iters, pool=pool)
     for batch_size in BATCH_SIZES:
         if f"latency_ms_b{batch_size}" in metrics:  # a fixed-batch export runs only at its own batch size
