@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from typing import Any
+
+LOG_WIDTH = 160
 
 
 class Console:
@@ -19,6 +22,10 @@ class Console:
 
         self.quiet = quiet
         self.rich = RichConsole(stderr=True, highlight=False, soft_wrap=True)
+        if not self.rich.is_terminal and "COLUMNS" not in os.environ:
+            # Off a terminal Rich assumes 80 columns and folds wide tables cell by cell ("onnxr / untim
+            # / e") in logs and CI output; a log has no width to fit, so give tables room.
+            self.rich.width = LOG_WIDTH
 
     @property
     def is_terminal(self) -> bool:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import FAST_TRAIN
 
 
@@ -200,3 +201,14 @@ def test_debug_env_shows_traceback(tmp_path: Path) -> None:
                          capture_output=True, text=True, env=env)
     assert out.returncode != 0
     assert "Traceback" in out.stderr
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["prune", "x.pt", "--method", "chanel", "--amount", "0.5"], "Did you mean 'channel'? (see `dlcli prune -h`)"),
+    (["train", "--bogus"], "No such option: --bogus"),
+    (["nosuch"], "No such command 'nosuch'."),
+])
+def test_click_usage_errors_are_one_line(cli, args: list[str], expected: str) -> None:
+    result = cli(*args)
+    assert result.code == 2
+    assert result.err.count("\n") == 1 and result.err.startswith("error: ") and expected in result.err

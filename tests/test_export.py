@@ -164,6 +164,15 @@ def test_cli_exports_latest_checkpoint_with_json(tmp_path: Path, cli) -> None:
     assert again.code == 0 and again.out.strip() == str(ckpt.with_suffix(".onnx"))
 
 
+def test_too_old_opset_is_bad_input(tmp_path: Path, cli) -> None:
+    ckpt = make_checkpoint(tmp_path / "m.pt")
+    result = cli("export", ckpt, "--opset", "5")
+    assert result.code == 2 and result.err.strip() == (
+        "error: --opset 5 is older than dlcli exports to (at least 9; the default is the exporter's own, "
+        "currently 18 or newer).")
+    assert not (tmp_path / "m.onnx").exists()
+
+
 def test_export_refuses_to_overwrite_a_foreign_file(tmp_path: Path, cli) -> None:
     ckpt = make_checkpoint(tmp_path / "m.pt")
     foreign = tmp_path / "m.onnx"

@@ -3,7 +3,9 @@
 Command modules import torch only inside their bodies, so `dlcli --help` stays fast.
 """
 
+import difflib
 import os
+import re
 import sys
 from typing import Annotated
 
@@ -62,6 +64,21 @@ def _register() -> None:
 _register()
 
 
+def _usage_message(exc: ClickException) -> str:
+    """Click's usage errors in our one-line form: its message, a suggestion when the value is close to
+    one of the allowed choices, and where the help is (click prints usage, a blank line and a hint)."""
+    message = exc.format_message()
+    choices = re.findall(r"'([^']*)'", message.partition(" is not one of ")[2])
+    given = re.findall(r"'([^']*)'", message.partition(" is not one of ")[0])
+    close = difflib.get_close_matches(given[-1], choices, n=1, cutoff=0.5) if choices and given else []
+    if close:
+        message += f" Did you mean {close[0]!r}?"
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        message += f" (see `{ctx.command_path} -h`)"
+    return message
+
+
 def _error(message: str) -> None:
     sys.stderr.write(f"error: {message}\n")
     sys.stderr.flush()
@@ -83,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
         _error("interrupted")
         code = EXIT_INTERRUPT
     except ClickException as exc:
-        exc.show()
+        _error(_usage_message(exc))
         code = exc.exit_code
     except KeyboardInterrupt:
         _error("interrupted")

@@ -44,19 +44,21 @@ class ParityReport:
         return asdict(self)
 
 
-def check_model_file(path: str | Path, num_classes: int | None = None) -> None:
+def check_model_file(path: str | Path, num_classes: int | None = None, label: str | Path | None = None) -> None:
     """`onnx.checker` with full_check (which includes strict shape inference), then check that
-    shape inference gives the output the shape [batch, num_classes]. Raises WorkError."""
+    shape inference gives the output the shape [batch, num_classes]. Raises WorkError naming `label`
+    (the file the user asked for, when `path` is a temporary one)."""
+    label = label or path
     try:
         onnx.checker.check_model(str(path), full_check=True)
         inferred = onnx.shape_inference.infer_shapes(onnx.load(str(path)), check_type=True, strict_mode=True)
     except Exception as exc:  # ValidationError, InferenceError, DecodeError for a corrupt file
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WorkError(f"{path} failed the ONNX checker: {first}") from None
+        raise WorkError(f"{label} failed the ONNX checker: {first}") from None
     dims = inferred.graph.output[0].type.tensor_type.shape.dim
     if num_classes is not None and (len(dims) != 2 or (dims[1].dim_value or None) != num_classes):
         shape = [d.dim_param or d.dim_value for d in dims]
-        raise WorkError(f"{path}: shape inference gives output shape {shape}, expected [batch, {num_classes}].")
+        raise WorkError(f"{label}: shape inference gives output shape {shape}, expected [batch, {num_classes}].")
 
 
 def parity_inputs(pool: np.ndarray, dynamic_batch: bool) -> list[np.ndarray]:
