@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # From training to a compressed, verified ONNX artifact with measured speed, in one pipeline.
 # Usage: DLCLI_DATA_DIR=/path/to/data bash examples/pipeline.sh [DATA]   (DATA defaults to mnist;
-# use mnist-sample to run it with no data folder at all).
+# use mnist-sample to run it with no data folder at all). OUT sets the output folder [runs/pipeline],
+# EPOCHS the training epochs [the dataset's default], e.g. EPOCHS=1 for a quick try.
 set -euo pipefail
 data="${1:-mnist}"
 out="${OUT:-runs/pipeline}"
+epochs=()
+if [ -n "${EPOCHS:-}" ]; then epochs=(--epochs "$EPOCHS"); fi
 
-ckpt=$(dlcli train --model cnn --data "$data" --out "$out/train" --force -q)
+ckpt=$(dlcli train --model cnn --data "$data" "${epochs[@]}" --out "$out/train" --force -q)
 echo "trained:   $ckpt ($(dlcli eval "$ckpt" --json -q | python3 -c 'import json,sys; print(json.load(sys.stdin)["metrics"]["accuracy"])'))"
 
 onnx=$(dlcli export "$ckpt" --out "$out/model.onnx" --force -q)
