@@ -82,7 +82,21 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)
+        self._check_names()
         return self
+
+    def _check_names(self) -> None:
+        """Unknown dataset, optimizer, scheduler or loss names fail here, with a suggestion, before
+        any data is loaded or run folder made (the registries live beside torch code: imported only now)."""
+        from dlcli.data.catalog import check_spec
+        from dlcli.losses import LOSSES
+        from dlcli.optim import OPTIMIZERS, SCHEDULERS
+
+        if self.data is not None:
+            check_spec(self.data)
+        OPTIMIZERS.get(self.optimizer)
+        SCHEDULERS.get(self.scheduler)
+        LOSSES.get(self.loss)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

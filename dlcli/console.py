@@ -22,7 +22,7 @@ class Console:
 
         self.quiet = quiet
         self.rich = RichConsole(stderr=True, highlight=False, soft_wrap=True)
-        if not self.rich.is_terminal and "COLUMNS" not in os.environ:
+        if not self.rich.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
             # Off a terminal Rich assumes 80 columns and folds wide tables cell by cell ("onnxr / untim
             # / e") in logs and CI output; a log has no width to fit, so give tables room.
             self.rich.width = LOG_WIDTH

@@ -96,8 +96,15 @@ def test_cpu_usage_counts_busy_and_stolen_time_not_io_wait(tmp_path: Path, monke
         stat.write_text("cpu  130 0 60 1040 110 0 0 10 0 0\n")
 
     monkeypatch.setattr(environment_module.time, "sleep", later)
-    assert cpu_usage(0.01, stat) == pytest.approx({"busy": 40 / 190, "steal": 10 / 190})
+    assert cpu_usage(0.01, stat) == pytest.approx({"busy": 40 / 190, "steal": 10 / 190}, abs=0.02)
     assert cpu_usage(0.01, tmp_path / "missing") is None
+    stat.write_text("cpu  100 0 50 1000\n")  # an old kernel's four columns
+
+    def later_short(_seconds: float) -> None:
+        stat.write_text("cpu  110 0 60 1080\n")
+
+    monkeypatch.setattr(environment_module.time, "sleep", later_short)
+    assert cpu_usage(0.01, stat) == pytest.approx({"busy": 20 / 100, "steal": 0.0}, abs=0.02)
 
 
 @pytest.mark.parametrize(("usage", "warned"), [({"busy": 0.5, "steal": 0.1}, True),

@@ -44,10 +44,14 @@ def test_unknown_model_suggests_closest(cli) -> None:
     assert len(result.err.strip().splitlines()) == 1
 
 
-def test_unknown_dataset_and_optimizer(cli) -> None:
+def test_unknown_dataset_and_optimizer(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DLCLI_RUNS_DIR", str(tmp_path / "runs"))
     assert cli("train", "--data", "mnistt", "-q").code == 2
-    result = cli("train", *FAST_TRAIN, "--optimizer", "adamm")
-    assert result.code == 2 and "adam" in result.err
+    for option, value, suggestion in (("--optimizer", "adamm", "'adam'"), ("--scheduler", "cosin", "'cosine'"),
+                                      ("--loss", "crossentropy", "'cross-entropy'")):
+        result = cli("train", *FAST_TRAIN, option, value)
+        assert result.code == 2 and f"Did you mean {suggestion}" in result.err
+    assert not (tmp_path / "runs" / "train").exists()  # refused before any run folder was made
 
 
 def test_unavailable_device_is_a_usage_error(cli) -> None:

@@ -253,7 +253,8 @@ def test_recovery_batch_default_sits_below_a_config_file(cli, base_checkpoint: P
 
 @pytest.mark.parametrize(("width", "amount", "multiple", "kept"), [
     (64, 0.3, 4, 44), (16, 0.3, 4, 12), (8, 0.3, 4, 4), (8, 0.7, 4, 4), (8, 0.5, 8, 8), (64, 0.5, 16, 32),
-    (3, 0.5, 4, 2), (3, 0.9, 4, 1), (22, 0.3, 1, 15), (4, 0.9, 4, 4),
+    (3, 0.5, 4, 2), (3, 0.9, 4, 1), (22, 0.3, 1, 15), (4, 0.9, 4, 4), (24, 0.01, 16, 24), (12, 0.1, 8, 12),
+    (10, 0.05, 4, 10),
 ])
 def test_kept_channels_are_the_nearest_multiple(width: int, amount: float, multiple: int, kept: int) -> None:
     assert kept_channels(width, amount, multiple) == kept
@@ -265,6 +266,12 @@ def test_channel_widths_are_rounded_by_default(round_to: int | None, widths: lis
     pruner = make_pruner(model, PruneSpec("channel", 0.3, round_to=round_to).validate(), torch.rand(1, 1, 28, 28))
     pruner.step()
     assert [m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)] == widths
+
+
+def test_an_amount_that_rounds_to_nothing_is_refused() -> None:
+    model = create_model("cnn", [1, 28, 28], 10, [0.5], [0.5], {"channels": [4, 8]})
+    with pytest.raises(UsageError, match="removes no channel.*--round-to 1"):
+        make_pruner(model, PruneSpec("channel", 0.1).validate(), torch.rand(1, 1, 28, 28))
 
 
 def test_a_pruned_model_that_is_not_faster_is_reported(capsys: pytest.CaptureFixture[str]) -> None:

@@ -67,15 +67,14 @@ _register()
 def _usage_message(exc: ClickException) -> str:
     """Click's usage errors in our one-line form: its message, a suggestion when the value is close to
     one of the allowed choices, and where the help is (click prints usage, a blank line and a hint)."""
-    message = exc.format_message()
+    message = " ".join(exc.format_message().split())  # one line, whatever click wrapped
     choices = re.findall(r"'([^']*)'", message.partition(" is not one of ")[2])
     given = re.findall(r"'([^']*)'", message.partition(" is not one of ")[0])
     close = difflib.get_close_matches(given[-1], choices, n=1, cutoff=0.5) if choices and given else []
     if close:
         message += f" Did you mean {close[0]!r}?"
     ctx = getattr(exc, "ctx", None)
-    if ctx is not None:
-        message += f" (see `{ctx.command_path} -h`)"
+    message += f" (see `{ctx.command_path if ctx is not None else 'dlcli'} -h`)"
     return message
 
 

@@ -34,9 +34,9 @@ from dlcli.registry import Registry
 PRUNABLE = (nn.modules.conv._ConvNd, nn.Linear)
 # channel: widths are kept multiples of this unless --round-to says otherwise. onnxruntime's fast CPU
 # convolutions (NCHWc) take input channels below its SIMD block (8 or 16) or multiples of it; other
-# widths fall back to a slower path: cnn widths 5/11/22/44 (0.3 pruned, unrounded) measured 1.06x
-# the unpruned latency with 1 thread and 1.56x with 2, rounded to 4/12/24/44 0.88x and 0.95x
-# (benchmarks/bench_cnn_widths.py). GPUs' tensor cores also want multiples of 4-8.
+# widths fall back to a slower path: cnn widths 6/11/22/45 (0.3 pruned, unrounded) measured 1.08x
+# the unpruned latency with 1 thread and 1.50x with 2, rounded to 4/12/24/44 0.84x and 0.96x
+# (benchmarks/bench_cnn_widths.py, results/cnn_widths.json). GPUs' tensor cores also want multiples of 4-8.
 DEFAULT_ROUND_TO = 4
 
 
@@ -196,8 +196,11 @@ class ChannelPruner(Pruner):
             raise UsageError("nothing to prune: every layer except the classifier head is ignored.")
         ignored = [m for name, m in prunable_layers(model).items() if name not in self.targets]
         multiple = spec.channel_multiple or 1
-        ratios = {m: _exact_ratio(_width(m), kept_channels(_width(m), spec.amount, multiple))
-                  for m in self.targets.values()}
+        kept = {m: kept_channels(_width(m), spec.amount, multiple) for m in self.targets.values()}
+        if all(k == _width(m) for m, k in kept.items()):
+            raise UsageError(f"--amount {spec.amount:g} removes no channel: every layer rounds back to its width at "
+                             f"--round-to {multiple}; use a larger --amount or --round-to 1.")
+        ratios = {m: _exact_ratio(_width(m), k) for m, k in kept.items()}
         with quiet():
             self.pruner = tp.pruner.BasePruner(
                 model, example_input, importance=tp.importance.MagnitudeImportance(p=1),
@@ -214,13 +217,14 @@ class ChannelPruner(Pruner):
 
 
 def kept_channels(width: int, amount: float, multiple: int) -> int:
-    """Channels a layer keeps: the multiple of `multiple` nearest to (1 - amount) x width, at least
-    `multiple` and at most `width`; a layer narrower than `multiple` keeps (1 - amount) x width,
-    rounded, at least 1."""
+    """Channels a layer keeps: of the multiples of `multiple` (at least one) and the layer's own
+    width, the one nearest to (1 - amount) x width; a layer narrower than `multiple` keeps
+    (1 - amount) x width, rounded, at least 1."""
     target = (1 - amount) * width
     if width < multiple:
         return max(1, math.floor(target + 0.5))
-    return min(width, max(multiple, multiple * math.floor(target / multiple + 0.5)))
+    aligned = min(width, max(multiple, multiple * math.floor(target / multiple + 0.5)))
+    return aligned if abs(aligned - target) <= abs(width - target) else width
 
 
 def _exact_ratio(width: int, kept: int) -> float:

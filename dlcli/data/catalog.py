@@ -162,6 +162,17 @@ DATASETS.add("mnist-sample", DatasetSpec(
 ))
 
 
+def check_spec(spec: str) -> None:
+    """Fail on a dataset spec that can never load (an unknown name, `folder:` without a path) before
+    any work starts; whether its files exist is found out when it is loaded."""
+    kind, sep, rest = spec.partition(":")
+    if sep and kind in ("folder", "csv"):
+        if not rest:
+            raise UsageError(f"{spec!r} needs a path: {kind}:PATH")
+        return
+    _lookup(spec)
+
+
 def load_dataset(
     spec: str, data_dir: str | Path | None = None, download: bool = True, progress: bool = False
 ) -> Dataset:
@@ -170,10 +181,9 @@ def load_dataset(
     `data_dir` is searched first for named datasets; `download=False` turns a missing dataset into an
     error instead of a download; `progress` shows a download bar when stderr is a terminal.
     """
+    check_spec(spec)
     kind, sep, rest = spec.partition(":")
     if sep and kind in ("folder", "csv"):
-        if not rest:
-            raise UsageError(f"{spec!r} needs a path: {kind}:PATH")
         return _load_path(spec, kind, Path(rest).expanduser())
     entry = _lookup(spec)
     folder = resolve.locate_or_download(entry, data_dir, download, progress)

@@ -62,27 +62,35 @@ def load_average() -> float | None:
 
 
 def cpu_usage(interval: float = 0.2, stat: str | Path = "/proc/stat") -> dict[str, float] | None:
-    """The share of the machine's CPU time that was busy, and that the hypervisor stole, over the
-    next `interval` seconds (Linux /proc/stat; None elsewhere).
+    """The share of the machine's CPU time that other work kept busy, and that the hypervisor stole,
+    over the next `interval` seconds (Linux /proc/stat; None elsewhere).
 
     Why not the load average: Linux counts tasks blocked on I/O in it, so an idle machine with one
     stuck mount reads as busy (load 1.1 on an idle 2-core VM here); this measures what competes for
-    the cores. Called before timing starts, our own process is idle in the window."""
+    the cores. This process's own CPU time in the window (idle runtime threads still spin for a
+    moment after inference) is taken out."""
     def sample() -> list[int]:
-        fields = Path(stat).read_text().splitlines()[0].split()
-        return [int(v) for v in fields[1:9]]  # user nice system idle iowait irq softirq steal
+        fields = [int(v) for v in Path(stat).read_text().splitlines()[0].split()[1:9]]
+        return fields + [0] * (8 - len(fields))  # older kernels have no steal/irq columns
 
     try:
-        first = sample()
+        first, own_first = sample(), _own_cpu_seconds()
         time.sleep(interval)
-        delta = [b - a for a, b in zip(first, sample(), strict=True)]
+        second, own = sample(), _own_cpu_seconds() - own_first
     except (OSError, ValueError, IndexError):
         return None
-    total = sum(delta)
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (b - a for a, b in zip(first, second, strict=True))
+    total = sum(b - a for a, b in zip(first, second, strict=True))
     if total <= 0:
         return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = delta
-    return {"busy": (user + nice + system + irq + softirq) / total, "steal": steal / total}
+    own_ticks = own * os.sysconf("SC_CLK_TCK")
+    busy = max(0.0, user + nice + system + irq + softirq - own_ticks)
+    return {"busy": busy / total, "steal": steal / total}
+
+
+def _own_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
 
 
 def busy_warning() -> str | None:
