@@ -1,13 +1,16 @@
-"""Shared option aliases, and the training options that train, finetune and distill all take.
+"""Shared option aliases, and the options that train, finetune, distill and prune all take.
 
-The training flags are declared once (`TRAINING_OPTIONS`) and attached to a command by
-`with_training_options`, so the three commands cannot drift apart. No torch types appear here:
-Typer resolves annotations when the app is built, and `dlcli --help` must not import torch.
+The training flags (`TRAINING_OPTIONS`) and the data/device/config/output options
+(`COMMON_OPTIONS`) are declared once and attached to a command by `with_training_options`, which
+hands them over as one `TrainingInvocation`; so the four commands cannot drift apart and each
+declares only what is its own. No torch types appear here: Typer resolves annotations when the app
+is built, and `dlcli --help` must not import torch.
 """
 
 import functools
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -98,18 +101,64 @@ TRAINING_OPTIONS = [
 ]
 
 
+# Options every training command (train, finetune, distill, prune) takes besides the training flags.
+COMMON_OPTIONS = [
+    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+    for name, annotation, default in (
+        ("data", DataOpt, None), ("data_dir", DataDirOpt, None), ("device", DeviceOpt, None),
+        ("force", ForceOpt, False), ("config", ConfigOpt, None), ("print_config", PrintConfigOpt, False),
+        ("json_output", JsonOpt, False), ("quiet", QuietOpt, False),
+    )
+]
+
+
+@dataclass
+class TrainingInvocation:
+    """What a training command was given besides its own options: the training flags (None where
+    not given, so a config file can fill them), the config file and the output switches."""
+
+    flags: dict[str, Any]
+    config: Path | None
+    print_config: bool
+    force: bool
+    json_output: bool
+    quiet: bool
+
+    def train_config(self, command_defaults: dict[str, Any] | None = None, **more: Any) -> Any:
+        """defaults < the command's defaults < --config file < flags (`more` are the command's own);
+        None after printing it when --print-config was given."""
+        from dlcli.cli.common import resolve_train_config
+
+        return resolve_train_config(self.config, {**self.flags, **more}, self.print_config, command_defaults)
+
+    def console(self) -> Any:
+        from dlcli.console import Console
+
+        return Console(quiet=self.quiet)
+
+    def emit(self, result: dict[str, Any]) -> None:
+        from dlcli.console import emit_result
+
+        emit_result(result, self.json_output)
+
+
 def with_training_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Append TRAINING_OPTIONS to a command's signature; the command receives them as a dict
-    `training_flags` (None for flags not given, so a config file can fill them)."""
+    """Append COMMON_OPTIONS and TRAINING_OPTIONS to a command's signature; the command receives
+    them as one `TrainingInvocation` named `given`."""
     signature = inspect.signature(func)
-    own = [p for p in signature.parameters.values() if p.name != "training_flags"]
-    names = [p.name for p in TRAINING_OPTIONS]
+    own = [p for p in signature.parameters.values() if p.name != "given"]
+    added = COMMON_OPTIONS + TRAINING_OPTIONS
 
     @functools.wraps(func)
     def wrapper(**kwargs: Any) -> Any:
-        flags = {name: kwargs.pop(name) for name in names}
-        return func(**kwargs, training_flags=flags)
+        flags = {p.name: kwargs.pop(p.name) for p in TRAINING_OPTIONS}
+        data_dir, device = kwargs.pop("data_dir"), kwargs.pop("device")
+        flags.update(data=kwargs.pop("data"), data_dir=str(data_dir) if data_dir else None,
+                     device=device.value if device else None)
+        given = TrainingInvocation(flags, kwargs.pop("config"), kwargs.pop("print_config"), kwargs.pop("force"),
+                                   kwargs.pop("json_output"), kwargs.pop("quiet"))
+        return func(**kwargs, given=given)
 
-    wrapper.__signature__ = signature.replace(parameters=own + TRAINING_OPTIONS)  # type: ignore[attr-defined]
-    wrapper.__annotations__ = {p.name: p.annotation for p in own + TRAINING_OPTIONS}
+    wrapper.__signature__ = signature.replace(parameters=own + added)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in own + added}
     return wrapper

@@ -19,14 +19,6 @@ def emit(result: dict[str, Any], json_output: bool) -> None:
     emit_result(result, json_output)
 
 
-def training_flag_values(
-    training_flags: dict[str, Any] | None, data: str | None, data_dir: Path | None, device: Any, **more: Any
-) -> dict[str, Any]:
-    """The flags a training command passes to its TrainConfig (None where not given)."""
-    return {**(training_flags or {}), "data": data, "data_dir": str(data_dir) if data_dir else None,
-            "device": device.value if device else None, **more}
-
-
 def resolve_train_config(
     config: Path | None, flags: dict[str, Any], print_config: bool, command_defaults: dict[str, Any] | None = None
 ) -> TrainConfig | None:

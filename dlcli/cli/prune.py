@@ -2,22 +2,11 @@
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from dlcli.cli._options import (
-    ConfigOpt,
-    DataDirOpt,
-    DataOpt,
-    DeviceOpt,
-    ForceOpt,
-    JsonOpt,
-    PrintConfigOpt,
-    QuietOpt,
-    with_training_options,
-)
-from dlcli.cli.common import emit, make_console, resolve_train_config, training_flag_values
+from dlcli.cli._options import TrainingInvocation, with_training_options
 from dlcli.errors import UsageError
 
 
@@ -56,9 +45,6 @@ def prune(
                                   "be loaded. --epochs is the same option.")] = None,
     recover: Annotated[Recover, typer.Option(
         "--recover", help="labels: train on the labels; kd: distil from the unpruned model.")] = Recover.labels,
-    data: DataOpt = None,
-    data_dir: DataDirOpt = None,
-    device: DeviceOpt = None,
     out: Annotated[Path | None, typer.Option(
         "--out", "-o", help="Output checkpoint (default: next to the input, pruned-<method>-<amount>.pt).")] = None,
     latency: Annotated[bool, typer.Option(
@@ -66,12 +52,7 @@ def prune(
     threads: Annotated[int | None, typer.Option(
         "--threads", help="onnxruntime threads for the latency measurement (default: all available cores, "
                           "as dlcli benchmark).")] = None,
-    force: ForceOpt = False,
-    config: ConfigOpt = None,
-    print_config: PrintConfigOpt = False,
-    json_output: JsonOpt = False,
-    quiet: QuietOpt = False,
-    training_flags: dict[str, Any] | None = None,
+    given: TrainingInvocation | None = None,
 ) -> None:
     """Prune a checkpoint: zero weights (unstructured) or remove channels (channel), then recover accuracy
     by training on the checkpoint's dataset (default) with the usual training options.
@@ -88,20 +69,20 @@ def prune(
       dlcli prune best.pt --method global-unstructured --amount 0.9 --finetune-epochs 2
       dlcli prune best.pt --method channel --amount 0.6 --steps 3 --recover kd --round-to 8 --json
     """
-    flags = training_flag_values(training_flags, data, data_dir, device)
-    alias = flags.pop("epochs", None)
+    assert given is not None  # supplied by with_training_options
+    alias = given.flags.pop("epochs", None)
     if alias is not None:
         if finetune_epochs is not None and finetune_epochs != alias:
             raise UsageError("give either --finetune-epochs or --epochs, not both.")
         finetune_epochs = alias
     from dlcli.workflows.prune import RECOVERY_BATCH_SIZE, PruneOptions, run
 
-    cfg = resolve_train_config(config, flags, print_config, {"batch_size": RECOVERY_BATCH_SIZE})
+    cfg = given.train_config({"batch_size": RECOVERY_BATCH_SIZE})
     if cfg is None:
         return
     from dlcli.compress.pruning import PruneSpec
     from dlcli.runs import latest_checkpoint
 
     spec = PruneSpec(method.value, amount, steps, round_to, list(ignore or []))
-    options = PruneOptions(spec, finetune_epochs, recover.value, out, force, latency, threads=threads)
-    emit(run(checkpoint or latest_checkpoint(), options, cfg, make_console(quiet)), json_output)
+    options = PruneOptions(spec, finetune_epochs, recover.value, out, given.force, latency, threads=threads)
+    given.emit(run(checkpoint or latest_checkpoint(), options, cfg, given.console()))
