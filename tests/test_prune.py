@@ -287,4 +287,7 @@ def test_a_pruned_model_that_is_not_faster_is_reported(capsys: pytest.CaptureFix
     report(spec, {"layers": layers}, {"layers": layers}, metrics, Console(quiet=False))
     err = capsys.readouterr().err
     assert "not faster than the original on onnxruntime at batch 32 (0.600 vs 0.500 ms)" in err
-    assert "batch 1 " not in err.split("not faster")[1]
+    assert "batch 1 " not in err.split("not faster")[1] and "fixed per-operator costs" in err
+    report(PruneSpec("channel", 0.3, round_to=1), {"layers": layers}, {"layers": layers}, metrics,
+           Console(quiet=False))
+    assert "try --round-to 4 or 8" in capsys.readouterr().err

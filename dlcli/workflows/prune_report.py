@@ -38,19 +38,23 @@ def report(spec: PruneSpec, before: dict[str, Any], after: dict[str, Any], metri
     console.table("pruning result", ["metric", "original", "pruned"], _summary_rows(spec, metrics))
     if spec.method != "channel":
         console.info(UNSTRUCTURED_NOTE)
-    _warn_if_slower(metrics, console)
+    _warn_if_slower(spec, metrics, console)
 
 
-def _warn_if_slower(m: dict[str, Any], console: Console) -> None:
-    """A smaller model can run slower (unaligned widths leave the runtime's fast kernels); say so
-    rather than let fewer MACs pass for speed."""
+def _warn_if_slower(spec: PruneSpec, m: dict[str, Any], console: Console) -> None:
+    """A smaller model can run no faster; say so, with the likelier cause, rather than let fewer MACs
+    pass for speed."""
     slower = sorted(key for key in m if key.startswith("latency_ms_b") and not key.endswith("_before")
                     and m[key] > m[f"{key}_before"] * SLOWER)
-    if slower:
-        where = ", ".join(f"batch {k.removeprefix('latency_ms_b')} ({m[k]:.3f} vs {m[k + '_before']:.3f} ms)"
-                          for k in slower)
-        console.warn(f"the pruned model is not faster than the original on onnxruntime at {where}: try another "
-                     "--round-to (8 or 16 suit wider layers), a larger --amount, or --threads 1 for small models.")
+    if not slower:
+        return
+    where = ", ".join(f"batch {k.removeprefix('latency_ms_b')} ({m[k]:.3f} vs {m[k + '_before']:.3f} ms)"
+                      for k in slower)
+    cause = ("widths that are not multiples of 4 leave its fast kernels: try --round-to 4 or 8"
+             if spec.channel_multiple == 1 else
+             "at this size its fixed per-operator costs dominate and small layers gain little from extra "
+             "threads (compare with --threads 1), or remove more with a larger --amount")
+    console.warn(f"the pruned model is not faster than the original on onnxruntime at {where}: {cause}.")
 
 
 def _summary_rows(spec: PruneSpec, m: dict[str, Any]) -> list[list[Any]]:
