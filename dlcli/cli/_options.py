@@ -132,14 +132,14 @@ class TrainingInvocation:
         return resolve_train_config(self.config, {**self.flags, **more}, self.print_config, command_defaults)
 
     def console(self) -> Any:
-        from dlcli.console import Console
+        from dlcli.cli.common import make_console
 
-        return Console(quiet=self.quiet)
+        return make_console(self.quiet)
 
     def emit(self, result: dict[str, Any]) -> None:
-        from dlcli.console import emit_result
+        from dlcli.cli.common import emit
 
-        emit_result(result, self.json_output)
+        emit(result, self.json_output)
 
 
 def with_training_options(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -26,7 +26,8 @@ def distill(
         "--baseline", help="Also train the same student alone with the same budget, and compare.")] = False,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default runs/distill/expN).")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Run name under runs/distill/.")] = None,
-    given: TrainingInvocation | None = None,
+    *,
+    given: TrainingInvocation,
 ) -> None:
     """Distill a teacher checkpoint into a smaller student (Hinton et al., 2015).
 
@@ -35,7 +36,6 @@ def distill(
       dlcli distill --teacher runs/train/exp/best.pt --student cnn -a width=0.5 --baseline
       dlcli distill -t resnet.pt -s mlp -a hidden=[64] --data mnist --epochs 5 -T 4 --alpha 0.9
     """
-    assert given is not None  # supplied by with_training_options
     cfg = given.train_config()
     if cfg is None:
         return

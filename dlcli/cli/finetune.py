@@ -20,7 +20,8 @@ def finetune(
         "--head-lr", help="Learning rate of the head (default: --lr).")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default runs/finetune/expN).")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Run name under runs/finetune/.")] = None,
-    given: TrainingInvocation | None = None,
+    *,
+    given: TrainingInvocation,
 ) -> None:
     """Adapt a trained checkpoint to a dataset (head replaced when the classes differ).
 
@@ -31,7 +32,6 @@ def finetune(
       dlcli finetune runs/train/exp/best.pt --data fashion-mnist --train-samples 1000
       dlcli finetune best.pt --data fashion-mnist --freeze all-but-head --unfreeze-after 2 --head-lr 0.1
     """
-    assert given is not None  # supplied by with_training_options
     cfg = given.train_config()
     if cfg is None:
         return

@@ -52,7 +52,8 @@ def prune(
     threads: Annotated[int | None, typer.Option(
         "--threads", help="onnxruntime threads for the latency measurement (default: all available cores, "
                           "as dlcli benchmark).")] = None,
-    given: TrainingInvocation | None = None,
+    *,
+    given: TrainingInvocation,
 ) -> None:
     """Prune a checkpoint: zero weights (unstructured) or remove channels (channel), then recover accuracy
     by training on the checkpoint's dataset (default) with the usual training options.
@@ -69,7 +70,6 @@ def prune(
       dlcli prune best.pt --method global-unstructured --amount 0.9 --finetune-epochs 2
       dlcli prune best.pt --method channel --amount 0.6 --steps 3 --recover kd --round-to 8 --json
     """
-    assert given is not None  # supplied by with_training_options
     alias = given.flags.pop("epochs", None)
     if alias is not None:
         if finetune_epochs is not None and finetune_epochs != alias:

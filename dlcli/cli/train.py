@@ -16,7 +16,8 @@ def train(
         "--model-arg", "-a", help="Model constructor argument KEY=VALUE, e.g. -a width=2 (repeatable).")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default runs/train/expN).")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Run name under runs/train/.")] = None,
-    given: TrainingInvocation | None = None,
+    *,
+    given: TrainingInvocation,
 ) -> None:
     """Train a model. With no options: the default cnn on the embedded MNIST sample, in seconds.
 
@@ -26,7 +27,6 @@ def train(
       dlcli train --model cnn --data mnist
       dlcli train -m resnet -a depth=8 --data fashion-mnist --epochs 10 --augment crop
     """
-    assert given is not None  # supplied by with_training_options
     cfg = given.train_config(model=model, model_args=parse_model_args(model_arg))
     if cfg is None:
         return

@@ -162,15 +162,16 @@ DATASETS.add("mnist-sample", DatasetSpec(
 ))
 
 
-def check_spec(spec: str) -> None:
+def check_spec(spec: str) -> DatasetSpec | None:
     """Fail on a dataset spec that can never load (an unknown name, `folder:` without a path) before
-    any work starts; whether its files exist is found out when it is loaded."""
+    any work starts; whether its files exist is found out when it is loaded. Returns the registered
+    dataset, or None for a `folder:`/`csv:` path."""
     kind, sep, rest = spec.partition(":")
     if sep and kind in ("folder", "csv"):
         if not rest:
             raise UsageError(f"{spec!r} needs a path: {kind}:PATH")
-        return
-    _lookup(spec)
+        return None
+    return _lookup(spec)
 
 
 def load_dataset(
@@ -181,11 +182,10 @@ def load_dataset(
     `data_dir` is searched first for named datasets; `download=False` turns a missing dataset into an
     error instead of a download; `progress` shows a download bar when stderr is a terminal.
     """
-    check_spec(spec)
-    kind, sep, rest = spec.partition(":")
-    if sep and kind in ("folder", "csv"):
+    entry = check_spec(spec)
+    if entry is None:
+        kind, _, rest = spec.partition(":")
         return _load_path(spec, kind, Path(rest).expanduser())
-    entry = _lookup(spec)
     folder = resolve.locate_or_download(entry, data_dir, download, progress)
     return _read_named(entry, folder)
 

@@ -79,8 +79,9 @@ def cpu_usage(interval: float = 0.2, stat: str | Path = "/proc/stat") -> dict[st
         second, own = sample(), _own_cpu_seconds() - own_first
     except (OSError, ValueError, IndexError):
         return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (b - a for a, b in zip(first, second, strict=True))
-    total = sum(b - a for a, b in zip(first, second, strict=True))
+    delta = [b - a for a, b in zip(first, second, strict=True)]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = delta
+    total = sum(delta)
     if total <= 0:
         return None
     own_ticks = own * os.sysconf("SC_CLK_TCK")

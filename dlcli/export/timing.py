@@ -23,6 +23,9 @@ from dlcli.errors import UsageError
 DEFAULT_ITERS = 100
 ROTATING_BATCHES = 8
 MAX_RUNS = 1_000_000  # bounds memory when only --seconds is given
+# Latency differences within this fraction are within a shared CPU's run-to-run noise: compressed
+# models gaining less than this are "not faster", int8 models losing more than this are "slower".
+NOISE_BAND = 0.05
 
 
 Call = tuple[Callable[[Any], Any], Sequence[Any], Callable[[], None] | None]

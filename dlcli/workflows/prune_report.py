@@ -7,8 +7,8 @@ from typing import Any
 
 from dlcli.compress.pruning import PruneSpec
 from dlcli.console import Console
+from dlcli.export.timing import NOISE_BAND
 
-SLOWER = 0.95  # latency ratios above this are within a shared CPU's noise of "not faster"
 UNSTRUCTURED_NOTE = ("note: unstructured sparsity makes nothing faster on dense runtimes (PyTorch, onnxruntime): "
                      "the zeros are stored and multiplied like any other weight; use --method channel for speed.")
 
@@ -45,7 +45,7 @@ def _warn_if_slower(spec: PruneSpec, m: dict[str, Any], console: Console) -> Non
     """A smaller model can run no faster; say so, with the likelier cause, rather than let fewer MACs
     pass for speed."""
     slower = sorted(key for key in m if key.startswith("latency_ms_b") and not key.endswith("_before")
-                    and m[key] > m[f"{key}_before"] * SLOWER)
+                    and m[key] > m[f"{key}_before"] * (1 - NOISE_BAND))
     if not slower:
         return
     where = ", ".join(f"batch {k.removeprefix('latency_ms_b')} ({m[k]:.3f} vs {m[k + '_before']:.3f} ms)"

@@ -34,7 +34,7 @@ from dlcli.export.environment import available_cores, busy_warning, cpu_info
 from dlcli.export.metadata import is_dlcli_onnx, read_metadata, write_metadata
 from dlcli.export.runtime import load_onnx, ort_session
 from dlcli.runs import check_output_file
-from dlcli.workflows.quantize_report import BATCH_SIZES, SLOWER, layer_report, report, warn_if_slower
+from dlcli.workflows.quantize_report import BATCH_SIZES, layer_report, report, slower_batches, warn_if_slower
 
 LATENCY_ROUNDS = 3
 
@@ -118,7 +118,7 @@ def run(cfg: QuantizeConfig, console: Console) -> dict[str, Any]:
     return result(
         "quantize", str(out), metrics, "cpu", time.perf_counter() - start, source=str(cfg.model), method=method,
         quantization=_spec_record(spec, plan), data=dataset.name if dataset else None,
-        slower_than_fp32=[b for b in BATCH_SIZES if metrics.get(f"speedup_b{b}", 1.0) < SLOWER],
+        slower_than_fp32=slower_batches(metrics),
         threads=threads, layers=layers,
     )
 

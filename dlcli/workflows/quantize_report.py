@@ -11,12 +11,12 @@ import onnx
 
 from dlcli.compress import quantization as q
 from dlcli.console import Console
+from dlcli.export.timing import NOISE_BAND
 
 BATCH_SIZES = (1, 32)
 LAYER_REPORT_SAMPLES = 64
 LAYER_REPORT_ROWS = 12
 WIDE_CONV_CHANNELS = 64  # below this, int8 convolutions rarely beat fp32's NCHWc kernels (measured)
-SLOWER = 0.95  # speedups below this are reported as slower; 0.95-1 is within the noise of a shared CPU
 
 
 def layer_report(
@@ -33,6 +33,11 @@ def layer_report(
     )
     console.info("keep a layer fp32 with --exclude NODE, or every layer of a type with --exclude OP_TYPE")
     return rows
+
+
+def slower_batches(m: dict[str, Any]) -> list[int]:
+    """Batch sizes at which int8 measured slower than fp32 by more than the noise band."""
+    return [b for b in BATCH_SIZES if m.get(f"speedup_b{b}", 1.0) < 1 - NOISE_BAND]
 
 
 def report(m: dict[str, Any], console: Console) -> None:
@@ -53,7 +58,7 @@ def warn_if_slower(
     m: dict[str, Any], plan: dict[str, Any], source_proto: onnx.ModelProto, method: str, console: Console
 ) -> None:
     """Never ship a slower artifact silently: say so, and what would help on this model and CPU."""
-    slower = [b for b in BATCH_SIZES if m.get(f"speedup_b{b}", 1.0) < SLOWER]
+    slower = slower_batches(m)
     if not slower:
         return
     where = ", ".join(f"batch {b} ({m[f'latency_ms_b{b}']:.3f} vs {m[f'latency_ms_b{b}_fp32']:.3f} ms)"
