@@ -5,11 +5,12 @@
 - `--method global-unstructured --amount 0.9` with one recovery epoch: accuracy within 0.5 pp.
 
 Run (real MNIST needed):
-    DLCLI_DATA_DIR=../shared/data python benchmarks/bench_prune.py [--checkpoint CKPT | --epochs N]
+    DLCLI_DATA_DIR=../shared/data python benchmarks/bench_prune.py [--checkpoint CKPT | --epochs N --width W]
         [--threads 1,2] [--processes 5] [--results benchmarks/results/prune.json] [-- extra dlcli prune flags]
 Without --checkpoint it first trains the unpruned model (`dlcli train --data mnist`, defaults; or
-`--epochs N`). Prints
-two tables and writes the results JSON. A measurement, not a test: nothing asserts.
+`--epochs N`, and `--width W` for the cnn's width multiplier: `--width 3` is the 220k-parameter cnn
+whose compute outweighs onnxruntime's fixed per-operator costs). Prints two tables and writes the
+results JSON. A measurement, not a test: nothing asserts.
 
 Latency is measured twice. `dlcli prune` itself times both exported models in alternating rounds
 (all cores), as a user sees it. Then, because on a small shared machine one process's figure can be
@@ -120,6 +121,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", help="unpruned checkpoint (default: train the default cnn on mnist)")
     parser.add_argument("--epochs", help="epochs for the unpruned model it trains (default: the dataset's)")
+    parser.add_argument("--width", help="cnn width multiplier of the unpruned model it trains (default: 1)")
     parser.add_argument("--seed", default="0")
     parser.add_argument("--threads", help="comma list of onnxruntime thread counts (default: 1 and all cores)")
     parser.add_argument("--processes", type=int, default=5, help="fresh benchmark processes per thread count")
@@ -130,7 +132,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         env = {"DLCLI_RUNS_DIR": f"{tmp}/runs"}
         epochs = ["--epochs", args.epochs] if args.epochs else []
-        train_cmd = ["train", "--data", "mnist", "--seed", args.seed, *epochs]
+        width = ["--model-arg", f"width={args.width}"] if args.width else []
+        train_cmd = ["train", "--data", "mnist", "--seed", args.seed, *epochs, *width]
         checkpoint = args.checkpoint or dlcli(*train_cmd, "--out", f"{tmp}/train", env=env)["artifact"]
         cases = [prune_case(checkpoint, method, amount, flags, args.seed, args.extra, f"{tmp}/{method}.pt", env)
                  for method, amount, flags in CASES]
