@@ -193,6 +193,15 @@ def test_eval_onnx_matches_checkpoint(exported: tuple[Path, Path, dict], cli) ->
     assert a["loss"] == pytest.approx(b["loss"], abs=1e-4)
 
 
+@pytest.mark.skipif("CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers(),
+                    reason="this onnxruntime can run on CUDA")
+def test_eval_onnx_on_cuda_without_cuda_runtime_is_refused(exported: tuple[Path, Path, dict], cli) -> None:
+    result = cli("eval", exported[1], "--device", "cuda")
+    assert result.code != 0 and result.err.count("\n") == 1, result.err
+    assert "CUDAExecutionProvider" in result.err
+    assert cli("eval", exported[1], "--json", "--device", "cpu").json()["device"] == "cpu"
+
+
 def test_info_describes_onnx(exported: tuple[Path, Path, dict], cli) -> None:
     result = cli("info", exported[1], "--json")
     assert result.code == 0, result.err

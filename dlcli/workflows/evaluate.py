@@ -50,7 +50,7 @@ def run(
     if artifact.suffix.lower() == ".onnx":
         from dlcli.workflows.evaluate_onnx import run as run_onnx
 
-        return run_onnx(artifact, data, data_dir, console)
+        return run_onnx(artifact, data, data_dir, device_name, console)
     ckpt = load_checkpoint(artifact)
     device = resolve_device(device_name)
     console.info(f"device: {describe_device(device)}")

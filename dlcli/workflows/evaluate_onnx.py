@@ -71,13 +71,19 @@ def load_for_eval(
     return session, dataset
 
 
-def run(artifact: Path, data: str | None, data_dir: str | None, console: Console) -> dict[str, Any]:
+def run(
+    artifact: Path, data: str | None, data_dir: str | None, device: str, console: Console
+) -> dict[str, Any]:
+    """`device` picks onnxruntime's execution provider: auto takes CUDA when this onnxruntime has it,
+    cuda without it is an error rather than a silent CPU run."""
     start = time.perf_counter()
-    session, dataset = load_for_eval(artifact, data, data_dir, console)
-    console.info(f"runtime: onnxruntime {session.get_providers()[0]}")
+    session, dataset = load_for_eval(artifact, data, data_dir, console, device)
+    provider = session.get_providers()[0]
+    console.info(f"runtime: onnxruntime {provider}")
     split = evaluation_split(dataset, torch.device("cpu"), console)
     metrics = onnx_metrics(session, split)
     console.info(f"{artifact}: accuracy {metrics['accuracy']:.2%}  loss {metrics['loss']:.4f}  "
                  f"on {metrics['samples']} samples of {dataset.name}")
-    return result("eval", None, metrics, "cpu", time.perf_counter() - start, checkpoint=str(artifact),
+    ran_on = "cuda" if provider == "CUDAExecutionProvider" else "cpu"
+    return result("eval", None, metrics, ran_on, time.perf_counter() - start, checkpoint=str(artifact),
                   data=dataset.name, runtime="onnxruntime")
