@@ -204,6 +204,30 @@ def test_dynamic_quantization_of_an_mlp(cli, trained: dict[str, Path], tmp_path:
     assert read_metadata(onnx.load(str(out)))["lineage"][-1]["calibration_set"] is None
 
 
+def test_checkpoint_data_is_read_once_and_missing_data_fails_before_export(
+    cli, trained: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    from dlcli.checkpoint import load_checkpoint, save_checkpoint
+    from dlcli.data import catalog
+
+    reads: list[str] = []
+    real = catalog.load_dataset
+    monkeypatch.setattr(catalog, "load_dataset", lambda spec, *a, **k: reads.append(spec) or real(spec, *a, **k))
+    r = cli("quantize", trained["cnn"], "--out", tmp_path / "once.onnx", *FAST[:-1])
+    assert r.code == 0, r.err
+    assert reads == ["mnist-sample"] and "verified:" in r.err and "mnist-sample inputs" in r.err
+
+    elsewhere = save_checkpoint(dataclasses.replace(load_checkpoint(trained["cnn"]), dataset="mnist"),
+                                tmp_path / "mnist.pt")
+    monkeypatch.delenv("DLCLI_DATA_DIR", raising=False)
+    monkeypatch.setenv("DLCLI_MIRROR", "http://127.0.0.1:9")  # nothing listens: the download fails
+    missing = cli("quantize", elsewhere, *FAST)
+    assert missing.code == 2 and missing.err.startswith("error: ") and "mnist" in missing.err
+    assert "exporting" not in missing.err and not (tmp_path / "mnist.int8.onnx").exists()
+
+
 def _foreign(trained: dict[str, Path], folder: Path) -> Path:
     """The cnn exported, with its dlcli metadata removed: an ONNX file from elsewhere."""
     code, out = _main("export", trained["cnn"], "--out", folder / "exported.onnx", "-q")

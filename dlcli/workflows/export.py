@@ -16,6 +16,7 @@ import onnx
 
 from dlcli.checkpoint import Checkpoint, atomic_write, file_sha256, lineage_entry, load_checkpoint
 from dlcli.console import Console, result
+from dlcli.data.dataset import Dataset
 from dlcli.errors import DlcliError, InputFileError, UsageError, WorkError
 from dlcli.export.metadata import export_metadata, is_dlcli_onnx, parameter_count, write_metadata
 from dlcli.export.onnx_export import ExportedModel, export_onnx
@@ -40,8 +41,10 @@ MIN_OPSET = 9
 def run(
     checkpoint: Path, out: Path | None = None, opset: int | None = None, dynamic_batch: bool = True,
     atol: float = DEFAULT_ATOL, data_dir: str | None = None, force: bool = False,
-    console: Console | None = None,
+    console: Console | None = None, dataset: Dataset | None = None,
 ) -> dict[str, Any]:
+    """`dataset`, when the caller has it loaded already (quantize), supplies the verification inputs
+    instead of a second read of the checkpoint's dataset."""
     start = time.perf_counter()
     console = console or Console(quiet=True)
     if atol <= 0:
@@ -59,7 +62,7 @@ def run(
     step = lineage_entry("export", checkpoint, format="onnx", exporter=exported.exporter, opset=exported.opset)
     write_metadata(exported.proto, export_metadata(ckpt, step["source_sha256"], exported.info(), dynamic_batch,
                                                    step))
-    pool, inputs = _verification_pool(ckpt, data_dir, dynamic_batch, console)
+    pool, inputs = _verification_pool(ckpt, data_dir, dynamic_batch, console, dataset)
     reports: list[ParityReport] = []
 
     def write_and_verify(tmp: str) -> None:
@@ -91,15 +94,15 @@ def _session(path: str) -> Any:
 
 
 def _verification_pool(
-    ckpt: Checkpoint, data_dir: str | None, dynamic_batch: bool, console: Console
+    ckpt: Checkpoint, data_dir: str | None, dynamic_batch: bool, console: Console, dataset: Dataset | None
 ) -> tuple[np.ndarray, str]:
-    """Real inputs from the checkpoint's dataset when it is available locally (never downloaded for
-    this), else seeded random inputs of the recorded shape."""
+    """Real inputs from `dataset`, or the checkpoint's dataset when it is available locally (never
+    downloaded for this), else seeded random inputs of the recorded shape."""
     count = inputs_needed(dynamic_batch)
     try:
         from dlcli.data.catalog import load_dataset
 
-        dataset = load_dataset(ckpt.dataset, data_dir=data_dir, download=False)
+        dataset = dataset or load_dataset(ckpt.dataset, data_dir=data_dir, download=False)
     except (DlcliError, OSError):
         console.info(f"verifying on seeded random inputs: {ckpt.dataset or 'the dataset'} is not available "
                      "locally (--data-dir or $DLCLI_DATA_DIR to verify on real inputs)")

@@ -95,11 +95,11 @@ def run(cfg: QuantizeConfig, console: Console) -> dict[str, Any]:
     start = time.perf_counter()
     out = destination(cfg)
     with tempfile.TemporaryDirectory(prefix="dlcli-quantize-") as tmp:
-        source = open_source(cfg, Path(tmp), console)
+        source, dataset = open_source(cfg, Path(tmp), console)
         method = cfg.method or q.default_method(source.proto)
         if cfg.report_layers and method != "static":
             raise UsageError("--report-layers compares calibrated (static) activations; use it with --method static.")
-        dataset = load_dataset(cfg, source, method, console)
+        check_data(cfg, source, method, dataset, console)
         console.info(f"method: {method}" + ("" if cfg.method else f" ({_why_method(method)})"))
         spec, plan = plan_quantization(cfg, source, method, console)
         reader = _calibration_reader(cfg, dataset, source.proto, console) if method == "static" else None
@@ -123,24 +123,35 @@ def run(cfg: QuantizeConfig, console: Console) -> dict[str, Any]:
     )
 
 
-def open_source(cfg: QuantizeConfig, tmp: Path, console: Console) -> Source:
-    """An .onnx file as it is; a checkpoint exported (and verified) to a temporary .onnx file first."""
+def open_source(cfg: QuantizeConfig, tmp: Path, console: Console) -> tuple[Source, Dataset | None]:
+    """An .onnx file as it is; a checkpoint exported (and verified) to a temporary .onnx file first.
+    With it the data for calibration (train split) and evaluation (test split): --data, else the
+    dataset the model records. It is loaded before exporting, so missing data fails before any
+    work, and the export verifies on it rather than reading it a second time."""
     path = Path(cfg.model)
     if not path.exists():
         raise InputFileError(f"model not found: {path}")
     if path.suffix.lower() != ".onnx":
+        from dlcli.checkpoint import load_checkpoint
         from dlcli.workflows.export import run as export
 
+        dataset = _load_data(cfg, cfg.data or load_checkpoint(path).dataset, console)
         exported = Path(export(path, tmp / f"{path.stem}.onnx", data_dir=cfg.data_dir, force=True,
-                               console=console)["artifact"])
+                               console=console, dataset=dataset)["artifact"])
         proto = load_onnx(exported)
-        return Source(exported, proto, read_metadata(proto))
+        return Source(exported, proto, read_metadata(proto)), dataset
     proto = load_onnx(path)
     meta = read_metadata(proto)
     if not meta:
         console.warn(f"{path} has no dlcli metadata: quantizing it as a foreign ONNX model "
                      "(inputs taken as float32 in [0, 1], from --data).")
-    return Source(path, proto, meta)
+    return Source(path, proto, meta), _load_data(cfg, cfg.data or meta.get("dataset"), console)
+
+
+def _load_data(cfg: QuantizeConfig, spec: str | None, console: Console) -> Dataset | None:
+    from dlcli.workflows.training import load_data
+
+    return load_data(spec, cfg.data_dir, console) if spec else None
 
 
 def destination(cfg: QuantizeConfig) -> Path:
@@ -152,24 +163,22 @@ def destination(cfg: QuantizeConfig) -> Path:
     return check_output_file(out, cfg.force, is_ours=out.is_file() and is_dlcli_onnx(out))
 
 
-def load_dataset(cfg: QuantizeConfig, source: Source, method: str, console: Console) -> Dataset | None:
-    """The data for calibration (train split) and evaluation (test split), checked against the model.
-    Static quantization without data is an error; dynamic quantization then skips the accuracy check."""
-    spec = cfg.data or source.meta.get("dataset")
-    if not spec:
+def check_data(
+    cfg: QuantizeConfig, source: Source, method: str, dataset: Dataset | None, console: Console
+) -> None:
+    """Static quantization without data is an error; dynamic quantization then skips the accuracy
+    check. Data the model was not built for is refused."""
+    if dataset is None:
         if method == "static":
             raise UsageError(f"static quantization needs calibration data and {cfg.model} records no dataset: "
                              "pass --data NAME (the data it was trained on), or use --method dynamic.")
         console.warn("no dataset recorded and no --data: quantizing without measuring accuracy.")
-        return None
+        return
     from dlcli.workflows.evaluate import check_compatible
     from dlcli.workflows.evaluate_onnx import signature
-    from dlcli.workflows.training import load_data
 
-    dataset = load_data(spec, cfg.data_dir, console)
     shape, classes = signature(source.proto, source.meta)
     check_compatible(dataset, shape or dataset.input_shape, classes or dataset.classes, Path(cfg.model))
-    return dataset
 
 
 def plan_quantization(
@@ -223,7 +232,7 @@ def _why_method(method: str) -> str:
 def _calibration_reader(
     cfg: QuantizeConfig, dataset: Dataset | None, proto: onnx.ModelProto, console: Console
 ) -> q.ArrayCalibrationReader:
-    assert dataset is not None  # load_dataset refuses static quantization without data
+    assert dataset is not None  # check_data refuses static quantization without data
     x = q.calibration_samples(dataset.train.x, dataset.input_scale(), cfg.calib_samples, cfg.seed)
     console.info(f"calibration: {len(x)} samples of {dataset.name} (train split, seed {cfg.seed}), "
                  f"{cfg.calibration} ranges, {'per-channel' if cfg.per_channel else 'per-tensor'} weights")
