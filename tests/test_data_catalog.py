@@ -53,6 +53,32 @@ def tiny(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> DatasetSpec:
     return spec
 
 
+def test_test_only_load_needs_and_reads_only_the_test_files(tiny: DatasetSpec, tmp_path: Path) -> None:
+    folder = tmp_path / "root" / "tiny"
+    write_tiny(folder)
+    train_images = next(folder.glob("train-images*"))
+    train_images.write_bytes(b"not read")  # a test-only load never opens it
+    ds = load_dataset("tiny", data_dir=tmp_path / "root", download=False, test_only=True)
+    assert len(ds.train) == 0 and len(ds.test) == 2
+    assert ds.input_shape == [1, 2, 2] and ds.train.x.dtype == np.uint8 and ds.is_image
+    with pytest.raises(InputFileError):  # a whole load reads, and checks, the train files
+        load_dataset("tiny", data_dir=tmp_path / "root", download=False)
+    for train_file in folder.glob("train-*"):
+        train_file.unlink()
+    assert len(load_dataset("tiny", data_dir=tmp_path / "root", download=False, test_only=True).test) == 2
+    with pytest.raises(DataNotFoundError, match="train-images"):
+        load_dataset("tiny", data_dir=tmp_path / "root", download=False)
+
+
+def test_test_only_is_a_whole_load_where_the_test_split_cannot_stand_alone() -> None:
+    cifar, mnist = DATASETS.get("cifar10"), DATASETS.get("mnist")
+    assert cifar.test_only() is cifar  # one archive holds every split
+    assert dataclasses.replace(mnist, mean=(), std=()).test_only().splits == ("train", "test")  # stats need train
+    narrowed = mnist.test_only()
+    assert narrowed.splits == ("test",) and [f.name for f in narrowed.files] == [
+        "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+
+
 def test_embedded_sample_loads_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DLCLI_MIRROR", "http://127.0.0.1:9")  # would fail if anything were fetched
     ds = load_dataset("mnist-sample", download=False)

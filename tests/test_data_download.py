@@ -210,6 +210,20 @@ def test_named_download_fetches_only_missing_files(
     assert [p for p, _ in server.requests] == ["/tiny/t10k-labels-idx1-ubyte.gz"]
 
 
+def test_test_only_download_fetches_the_test_files_and_a_later_whole_load_the_rest(
+    server: FileServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    spec = tiny_idx_spec(server, monkeypatch, tmp_path)
+    install(monkeypatch, dataclasses.replace(spec, mean=(0.5,), std=(0.25,)))  # known stats: test can stand alone
+    ds = load_dataset("tiny", test_only=True)
+    assert (len(ds.train), len(ds.test)) == (0, 2)
+    assert [p for p, _ in server.requests] == ["/tiny/t10k-images-idx3-ubyte.gz", "/tiny/t10k-labels-idx1-ubyte.gz"]
+    whole = load_dataset("tiny")
+    assert (len(whole.train), len(whole.test)) == (8, 2)
+    assert [p for p, _ in server.requests[2:]] == ["/tiny/train-images-idx3-ubyte.gz",
+                                                    "/tiny/train-labels-idx1-ubyte.gz"]
+
+
 def test_named_download_offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, server: FileServer) -> None:
     tiny_idx_spec(server, monkeypatch, tmp_path)
     monkeypatch.setenv("DLCLI_MIRROR", f"http://127.0.0.1:{unused_port()}")

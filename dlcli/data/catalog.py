@@ -13,7 +13,7 @@ Numpy and the readers are imported inside functions: listing datasets (`dlcli da
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ class DatasetSpec:
     """Epochs that `dlcli train` runs when not told, enough for a sensible model on this dataset."""
     files: tuple[DataFile, ...]
     reader: str
-    """"idx": train-images, train-labels, test-images, test-labels, in that order; "cifar": batches."""
+    """"idx": an images and a labels file per split of `splits`, in that order; "cifar": batches."""
     train_size: int
     test_size: int
     input_shape: tuple[int, ...]
@@ -62,6 +62,16 @@ class DatasetSpec:
     builtin_dir: Path | None = None
     """Files shipped inside the dlcli package: never searched for elsewhere, never downloaded."""
     license: str = field(default="", compare=False)
+    splits: tuple[str, ...] = ("train", "test")
+    """The splits `files` hold (IDX datasets); a test-only view holds ("test",)."""
+
+    def test_only(self) -> DatasetSpec:
+        """This dataset narrowed to its test files, so a command that only evaluates finds, checks and
+        downloads only those. Kept whole where the test split cannot stand alone: an archive holds
+        every split, and without a known mean/std the train split is needed to compute them."""
+        if self.reader != "idx" or self.archive is not None or not (self.mean and self.std):
+            return self
+        return replace(self, files=self.files[2:], splits=("test",))
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
@@ -175,17 +185,22 @@ def check_spec(spec: str) -> DatasetSpec | None:
 
 
 def load_dataset(
-    spec: str, data_dir: str | Path | None = None, download: bool = True, progress: bool = False
+    spec: str, data_dir: str | Path | None = None, download: bool = True, progress: bool = False,
+    test_only: bool = False,
 ) -> Dataset:
     """Load a dataset by spec: a registered name, `folder:PATH` or `csv:PATH`.
 
     `data_dir` is searched first for named datasets; `download=False` turns a missing dataset into an
     error instead of a download; `progress` shows a download bar when stderr is a terminal.
+    `test_only` (evaluation) leaves a named IDX dataset's train split empty, so its train files are
+    neither needed nor read; other datasets load whole.
     """
     entry = check_spec(spec)
     if entry is None:
         kind, _, rest = spec.partition(":")
         return _load_path(spec, kind, Path(rest).expanduser())
+    if test_only:
+        entry = entry.test_only()
     folder = resolve.locate_or_download(entry, data_dir, download, progress)
     return _read_named(entry, folder)
 
@@ -215,11 +230,13 @@ def _read_named(entry: DatasetSpec, folder: Path) -> Dataset:
         raise InputFileError(f"{folder} no longer holds the {entry.name} files")
     md5s = [f.md5 for f in entry.files]
     if entry.reader == "idx":
-        from dlcli.data.idx import read_labeled_images
+        from dlcli.data.idx import empty_split, read_labeled_images
 
         n = len(entry.classes)
-        train = read_labeled_images(paths[0], paths[1], (md5s[0], md5s[1]), n)
-        test = read_labeled_images(paths[2], paths[3], (md5s[2], md5s[3]), n)
+        splits = {name: read_labeled_images(paths[2 * i], paths[2 * i + 1], (md5s[2 * i], md5s[2 * i + 1]), n)
+                  for i, name in enumerate(entry.splits)}
+        test = splits.get("test")
+        train = splits["train"] if "train" in splits or test is None else empty_split(test.x.shape[1:])
         classes = list(entry.classes)
     else:
         from dlcli.data.cifar import read_cifar10

@@ -50,6 +50,12 @@ def read_idx(path: Path | str, expect_md5: str | None = None) -> np.ndarray:
     return array
 
 
+def empty_split(sample_shape: tuple[int, ...]) -> Split:
+    """A split with no samples that still carries the image shape and dtype (a test-only load's
+    train split, shaped like its test split)."""
+    return Split(np.zeros((0, *sample_shape), dtype=np.uint8), np.zeros(0, dtype=np.int64))
+
+
 def read_labeled_images(
     images: Path, labels: Path, md5s: tuple[str | None, str | None], num_classes: int
 ) -> Split:

@@ -213,7 +213,7 @@ def _load_data(cfg: BenchmarkConfig, console: Console) -> Dataset | None:
         return None
     from dlcli.workflows.training import load_data
 
-    return load_data(cfg.data, cfg.data_dir, console)
+    return load_data(cfg.data, cfg.data_dir, console, test_only=True)
 
 
 def _real_inputs(dataset: Dataset) -> np.ndarray:

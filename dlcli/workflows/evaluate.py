@@ -54,7 +54,7 @@ def run(
     ckpt = load_checkpoint(artifact)
     device = resolve_device(device_name)
     console.info(f"device: {describe_device(device)}")
-    dataset = load_data(data or ckpt.dataset, data_dir, console)
+    dataset = load_data(data or ckpt.dataset, data_dir, console, test_only=True)
     check_compatible(dataset, ckpt.input_shape, ckpt.classes, artifact)
     split = evaluation_split(dataset, device, console)
     model = ckpt.build_model().to(device)

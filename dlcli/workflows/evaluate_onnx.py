@@ -65,7 +65,7 @@ def load_for_eval(
     spec = data or meta.get("dataset")
     if not spec:
         raise UsageError(f"{artifact} records no dataset (it was not exported by dlcli); pass --data NAME.")
-    dataset = load_data(spec, data_dir, console)
+    dataset = load_data(spec, data_dir, console, test_only=True)
     shape, classes = signature(proto, meta)
     check_compatible(dataset, shape or dataset.input_shape, classes or dataset.classes, artifact)
     return session, dataset

@@ -102,7 +102,7 @@ def _verification_pool(
     try:
         from dlcli.data.catalog import load_dataset
 
-        dataset = dataset or load_dataset(ckpt.dataset, data_dir=data_dir, download=False)
+        dataset = dataset or load_dataset(ckpt.dataset, data_dir=data_dir, download=False, test_only=True)
     except (DlcliError, OSError):
         console.info(f"verifying on seeded random inputs: {ckpt.dataset or 'the dataset'} is not available "
                      "locally (--data-dir or $DLCLI_DATA_DIR to verify on real inputs)")

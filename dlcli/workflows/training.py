@@ -38,14 +38,16 @@ class PreparedData:
     test: TensorSplit | None
 
 
-def load_data(spec: str, data_dir: str | None, console: Console) -> Dataset:
+def load_data(spec: str, data_dir: str | None, console: Console, test_only: bool = False) -> Dataset:
+    """The dataset, announced on stderr; `test_only` for commands that only evaluate (see
+    `load_dataset`)."""
     from dlcli.data.catalog import load_dataset
 
-    dataset = load_dataset(spec, data_dir=data_dir, progress=not console.quiet)
-    console.info(
-        f"data: {dataset.name}  train {len(dataset.train)}  test {len(dataset.test) if dataset.test else 0}  "
-        f"input {dataset.input_shape}  classes {dataset.num_classes}"
-    )
+    dataset = load_dataset(spec, data_dir=data_dir, progress=not console.quiet, test_only=test_only)
+    sizes = f"test {len(dataset.test) if dataset.test else 0}"
+    if len(dataset.train) or not test_only:
+        sizes = f"train {len(dataset.train)}  {sizes}"
+    console.info(f"data: {dataset.name}  {sizes}  input {dataset.input_shape}  classes {dataset.num_classes}")
     return dataset
 
 
