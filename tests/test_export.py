@@ -202,6 +202,29 @@ def test_eval_onnx_on_cuda_without_cuda_runtime_is_refused(exported: tuple[Path,
     assert cli("eval", exported[1], "--json", "--device", "cpu").json()["device"] == "cpu"
 
 
+def test_onnxruntime_providers_follow_the_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnxruntime as ort
+
+    from dlcli.errors import DeviceError, UsageError
+    from dlcli.export import runtime
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert runtime.providers_for("auto") == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert runtime.providers_for("cuda:1") == [("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]
+    assert runtime.providers_for("cpu") == ["CPUExecutionProvider"]
+    with pytest.raises(UsageError):
+        runtime.providers_for("cuda:first")
+
+    class CpuFallback:  # what onnxruntime-gpu hands back when its CUDA libraries fail to load
+        def get_providers(self) -> list[str]:
+            return ["CPUExecutionProvider"]
+
+    with pytest.raises(DeviceError, match="could not start its CUDA provider"):
+        runtime._require_cuda(CpuFallback(), "cuda")
+    runtime._require_cuda(CpuFallback(), "auto")  # auto may run on CPU
+    assert runtime.session_device(CpuFallback()) == "cpu"
+
+
 def test_info_describes_onnx(exported: tuple[Path, Path, dict], cli) -> None:
     result = cli("info", exported[1], "--json")
     assert result.code == 0, result.err

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dlcli.export.runtime import input_spec
+from dlcli.export.runtime import input_spec, session_device
 from dlcli.export.timing import LatencyStats, input_batches, measure_interleaved
 
 
@@ -52,8 +52,7 @@ def onnx_runner(session: Any) -> Runner:
     """An onnxruntime session fed numpy arrays. With the CUDA provider, each call includes the
     host-to-device copy of its input and the copy of the logits back, as a plain `session.run` does."""
     name, shape = input_spec(session)
-    provider = session.get_providers()[0]
-    device = "cuda" if provider.startswith("CUDA") else "cpu"
+    device = session_device(session)
 
     def call(batch: np.ndarray) -> Any:
         return session.run(None, {name: batch})

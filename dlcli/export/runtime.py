@@ -51,19 +51,37 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
     return proto
 
 
-def providers_for(device: str) -> list[str]:
-    """Execution providers for `--device`: auto prefers CUDA when onnxruntime has it, cpu never."""
+def providers_for(device: str) -> list[Any]:
+    """Execution providers for `--device`: auto prefers CUDA when onnxruntime has it, cpu never;
+    `cuda:N` picks GPU N."""
     available = ort.get_available_providers()
     has_cuda = "CUDAExecutionProvider" in available
-    kind = (device or "auto").split(":", 1)[0]
+    kind, _, index = (device or "auto").partition(":")
     if kind == "cuda" and not has_cuda:
         raise DeviceError("--device cuda: this onnxruntime has no CUDAExecutionProvider "
                           "(install onnxruntime-gpu), or use --device cpu.")
-    if kind in ("auto", "cuda") and has_cuda:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     if kind not in ("auto", "cpu", "cuda", "mps"):
         raise UsageError(f"unknown device {device!r} for onnxruntime; use cpu, cuda or auto.")
+    if kind in ("auto", "cuda") and has_cuda:
+        if not index:
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        if not index.isdigit():
+            raise UsageError(f"unknown device {device!r} for onnxruntime; use cuda or cuda:N.")
+        return [("CUDAExecutionProvider", {"device_id": int(index)}), "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
+
+
+def session_device(session: ort.InferenceSession) -> str:
+    """Where a session runs: "cuda" when its first provider is CUDA's, else "cpu"."""
+    return "cuda" if session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+
+
+def _require_cuda(session: ort.InferenceSession, device: str) -> None:
+    """onnxruntime-gpu lists its CUDA provider even where the CUDA libraries fail to load, and then
+    falls back to CPU with only a log line: an explicit --device cuda must not run on CPU silently."""
+    if device.startswith("cuda") and session_device(session) != "cuda":
+        raise DeviceError(f"--device {device}: onnxruntime could not start its CUDA provider (CUDA or cuDNN "
+                          "libraries missing or mismatched); use --device cpu.")
 
 
 def ort_session(
@@ -87,10 +105,12 @@ def ort_session(
     if not isinstance(model, bytes):
         _check_path(Path(model))
     try:
-        return ort.InferenceSession(source, sess_options=options, providers=providers_for(device))
+        session = ort.InferenceSession(source, sess_options=options, providers=providers_for(device))
     except _ORT_LOAD_ERRORS as exc:
         name = "the ONNX model" if isinstance(model, bytes) else str(model)
         raise InputFileError(f"onnxruntime cannot load {name}: {_first_line(exc)}") from None
+    _require_cuda(session, device or "auto")
+    return session
 
 
 def input_spec(session: ort.InferenceSession) -> tuple[str, list[int | None]]:

@@ -20,7 +20,7 @@ from dlcli.data.tensors import TensorSplit
 from dlcli.engine import evaluate
 from dlcli.errors import UsageError
 from dlcli.export.metadata import read_metadata
-from dlcli.export.runtime import load_onnx, ort_session, predict
+from dlcli.export.runtime import load_onnx, ort_session, predict, session_device
 from dlcli.losses import make_loss
 from dlcli.workflows.evaluate import check_compatible, evaluation_split
 from dlcli.workflows.training import eval_batches, load_data
@@ -78,12 +78,10 @@ def run(
     cuda without it is an error rather than a silent CPU run."""
     start = time.perf_counter()
     session, dataset = load_for_eval(artifact, data, data_dir, console, device)
-    provider = session.get_providers()[0]
-    console.info(f"runtime: onnxruntime {provider}")
+    console.info(f"runtime: onnxruntime {session.get_providers()[0]}")
     split = evaluation_split(dataset, torch.device("cpu"), console)
     metrics = onnx_metrics(session, split)
     console.info(f"{artifact}: accuracy {metrics['accuracy']:.2%}  loss {metrics['loss']:.4f}  "
                  f"on {metrics['samples']} samples of {dataset.name}")
-    ran_on = "cuda" if provider == "CUDAExecutionProvider" else "cpu"
-    return result("eval", None, metrics, ran_on, time.perf_counter() - start, checkpoint=str(artifact),
+    return result("eval", None, metrics, session_device(session), time.perf_counter() - start, checkpoint=str(artifact),
                   data=dataset.name, runtime="onnxruntime")

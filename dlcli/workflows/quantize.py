@@ -39,6 +39,9 @@ from dlcli.workflows.quantize_report import BATCH_SIZES, layer_report, report, s
 LATENCY_ROUNDS = 3
 
 
+REPORT_LAYERS_STATIC = "--report-layers compares calibrated (static) activations; use it with --method static."
+
+
 @dataclass
 class QuantizeConfig:
     model: Path
@@ -79,6 +82,8 @@ class QuantizeConfig:
                              f"got {self.max_accuracy_drop}.")
         if self.iters <= 0 or self.rounds <= 0:
             raise UsageError(f"--iters and rounds must be positive, got {self.iters} and {self.rounds}.")
+        if self.report_layers and self.method == "dynamic":  # known now: refuse before any data loads
+            raise UsageError(REPORT_LAYERS_STATIC)
 
 
 @dataclass
@@ -98,7 +103,7 @@ def run(cfg: QuantizeConfig, console: Console) -> dict[str, Any]:
         source, dataset = open_source(cfg, Path(tmp), console)
         method = cfg.method or q.default_method(source.proto)
         if cfg.report_layers and method != "static":
-            raise UsageError("--report-layers compares calibrated (static) activations; use it with --method static.")
+            raise UsageError(REPORT_LAYERS_STATIC)
         check_data(cfg, source, method, dataset, console)
         console.info(f"method: {method}" + ("" if cfg.method else f" ({_why_method(method)})"))
         spec, plan = plan_quantization(cfg, source, method, console)
