@@ -55,6 +55,18 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    @property
+    def evaluation(self) -> Split:
+        """The split results are reported on: test, or train for data that has none."""
+        return self.test if self.test is not None else self.train
+
+    def model_inputs(self, count: int) -> np.ndarray:
+        """The first `count` samples of the evaluation split as float32 model inputs (pixels in [0, 1]):
+        the real inputs that export verification and latency timing feed the runtime."""
+        import numpy as np
+
+        return np.asarray(self.evaluation.x[:count], dtype=np.float32) * np.float32(self.input_scale())
+
     def input_scale(self) -> float:
         """Factor that turns stored values into model inputs: 1/255 for uint8 pixels, else 1."""
         return 1.0 / 255.0 if self.train.x.dtype.kind == "u" else 1.0

@@ -99,7 +99,7 @@ def run(cfg: BenchmarkConfig, console: Console) -> dict[str, Any]:
     with _torch_threads(threads), torch.inference_mode():
         dataset = _load_data(cfg, console)
         metrics = [artifact.accuracy(dataset, console) if dataset is not None else {} for artifact in artifacts]
-        stats = _time_all(artifacts, cfg, _real_inputs(dataset) if dataset is not None else None, console)
+        stats = _time_all(artifacts, cfg, dataset.model_inputs(POOL_SIZE) if dataset is not None else None, console)
     machine = fingerprint(env)
     rows = [
         {"artifact": str(a.path), "runtime": a.runner.runtime, "device": a.runner.device, **s.to_dict(),
@@ -214,11 +214,6 @@ def _load_data(cfg: BenchmarkConfig, console: Console) -> Dataset | None:
     from dlcli.workflows.training import load_data
 
     return load_data(cfg.data, cfg.data_dir, console, test_only=True)
-
-
-def _real_inputs(dataset: Dataset) -> np.ndarray:
-    split = dataset.test if dataset.test is not None else dataset.train
-    return np.asarray(split.x[:POOL_SIZE], dtype=np.float32) * np.float32(dataset.input_scale())
 
 
 @contextlib.contextmanager

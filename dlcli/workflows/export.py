@@ -107,12 +107,10 @@ def _verification_pool(
         console.info(f"verifying on seeded random inputs: {ckpt.dataset or 'the dataset'} is not available "
                      "locally (--data-dir or $DLCLI_DATA_DIR to verify on real inputs)")
         return random_inputs(ckpt.input_shape, count), "random inputs"
-    split = dataset.test if dataset.test is not None else dataset.train
-    if dataset.input_shape != list(ckpt.input_shape) or len(split) == 0:
+    if dataset.input_shape != list(ckpt.input_shape) or len(dataset.evaluation) == 0:
         console.info(f"verifying on seeded random inputs: {dataset.name} does not match the model's input")
         return random_inputs(ckpt.input_shape, count), "random inputs"
-    x = np.asarray(split.x[:count], dtype=np.float32) * np.float32(dataset.input_scale())
-    return x, f"{dataset.name} inputs"
+    return dataset.model_inputs(count), f"{dataset.name} inputs"
 
 
 def _result(

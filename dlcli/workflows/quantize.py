@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import onnx
 
 from dlcli import __version__
@@ -288,8 +287,7 @@ def _latency(
     shape = [d or 1 for d in sessions[""].get_inputs()[0].shape[1:]]
     pool = None
     if dataset is not None:
-        split = dataset.test if dataset.test is not None else dataset.train
-        pool = np.asarray(split.x[:512], dtype=np.float32) * np.float32(dataset.input_scale())
+        pool = dataset.model_inputs(512)
         shape = list(pool.shape[1:])
     console.info(f"latency: onnxruntime CPU, {threads} threads, p50 of {iters} calls x {rounds} rounds "
                  "alternating fp32 and int8")
