@@ -137,7 +137,7 @@ def fit(
         progress.epoch_start(epoch, epochs, len(train_batches))
         summary: dict[str, Any] = {"epoch": epoch}
         summary.update(_train_epoch(
-            model, task, train_batches, optimizer, scheduler, progress, device, precision, train_mode
+            model, task, _epoch_batches(train_batches, epoch - 1), optimizer, scheduler, progress, device, precision, train_mode
         ))
         if val_batches is not None:
             val = evaluate(model, val_batches, eval_loss)
@@ -161,6 +161,11 @@ def fit(
     result.seconds = time.perf_counter() - start
     progress.close()
     return result
+
+
+def _epoch_batches(batches: Any, epoch: int) -> Iterable[tuple[torch.Tensor, ...]]:
+    """Batches.epoch(e) when the source orders by epoch; any other iterable as it is."""
+    return batches.epoch(epoch) if hasattr(batches, "epoch") else batches
 
 
 def _improved(summary: dict[str, Any], result: FitResult) -> bool:

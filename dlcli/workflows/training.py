@@ -78,10 +78,10 @@ def use_channels_last(cfg: TrainConfig, device: torch.device, dataset: Dataset) 
 
 
 def train_batches(cfg: TrainConfig, data: PreparedData, generator: torch.Generator, channels_last: bool) -> Batches:
-    augment = make_augment(cfg.augment, generator) if cfg.augment else None
+    augment = make_augment(cfg.augment) if cfg.augment else None
     if augment is not None and not data.dataset.is_image:
         raise UsageError("--augment applies to image data only.")
-    return Batches(data.train, cfg.batch_size, shuffle=True, generator=generator, transform=augment,
+    return Batches(data.train, cfg.batch_size, shuffle=True, seed=cfg.seed, transform=augment,
                    channels_last=channels_last)
 
 
