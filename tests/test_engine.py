@@ -8,7 +8,7 @@ from torch import nn
 
 from dlcli.data.augment import make_augment, parse_augment
 from dlcli.data.tensors import Batches, TensorSplit, carve_validation, limit_samples
-from dlcli.engine import ClassificationTask, DistillationTask, evaluate, fit
+from dlcli.engine import ClassificationTask, DistillationTask, LoopOptions, Trainer, evaluate
 from dlcli.errors import UsageError, WorkError
 from dlcli.losses import LOSSES, distillation_loss, make_loss
 from dlcli.optim import OPTIMIZERS, SCHEDULERS, make_optimizer, make_scheduler, parameter_groups
@@ -33,8 +33,8 @@ def run_fit(model: nn.Module, epochs: int = 5, optimizer: str = "sgd", scheduler
     opt = make_optimizer(optimizer, parameter_groups(model.named_parameters(), 1e-4), kw.pop("lr", None))
     sched = make_scheduler(scheduler, opt, len(batches) * epochs, len(batches))
     task = kw.pop("task", ClassificationTask(make_loss("cross-entropy")))
-    return fit(model, task, batches, Batches(val, 64), opt, sched, epochs, device=torch.device("cpu"),
-               eval_loss=make_loss("cross-entropy"), **kw)
+    return Trainer(model, task, batches, Batches(val, 64), opt, sched, torch.device("cpu"),
+                   make_loss("cross-entropy"), LoopOptions(epochs, **kw)).fit()
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS.names())

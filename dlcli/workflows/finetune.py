@@ -134,7 +134,7 @@ def run(
         optimizer_groups=groups, on_epoch_start=on_epoch_start,
         train_mode=lambda m: (state["train_mode"] or nn.Module.train)(m),
     )
-    outcome = train_and_save(cfg, job, data, out_dir, console, device, generator, start)
+    outcome = train_and_save(cfg, job, data, out_dir, console, device, start)
     outcome["metrics"]["head_replaced"] = head_replaced
     outcome["parent"] = str(parent_path)
     return outcome
