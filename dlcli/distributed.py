@@ -109,17 +109,24 @@ def wrap_model(model: Any, device: Any, sync_bn: bool) -> Any:
     return DistributedDataParallel(model, device_ids=ids)
 
 
-def launch(nproc: int, argv: list[str]) -> int:
-    """Re-run this command line under torchrun with `nproc` processes on this machine; returns the
-    launcher's exit code. `argv` is the command line without --nproc-per-node."""
+def launch(nproc: int, argv: list[str]) -> None:
+    """Re-run this command line under torchrun with `nproc` processes on this machine. `argv` is the
+    command line without --nproc-per-node. Ranks that stopped on a signal (all with the same exit
+    code, 130 or 143) end the launcher with that code too; any other failure is one WorkError line
+    (each rank has already printed its own error)."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
+
+    from dlcli.errors import DlcliError, WorkError
 
     args = get_args_parser().parse_args(["--nproc-per-node", str(nproc), "--module", "dlcli", *argv])
     try:
         run(args)
-    except Exception as exc:  # torchrun raises ChildFailedError with every rank's traceback
-        from dlcli.errors import WorkError
-
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WorkError(f"distributed run failed: {first}") from None
-    return 0
+    except ChildFailedError as exc:
+        codes = {failure.exitcode for failure in exc.failures.values()}
+        if len(codes) == 1:
+            code = codes.pop()
+            error = DlcliError(f"distributed run ended with exit code {code} on every rank")
+            error.exit_code = code if code > 0 else 128 - code
+            raise error from None
+        raise WorkError(f"distributed run failed: ranks exited with codes {sorted(codes)}") from None

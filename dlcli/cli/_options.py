@@ -186,14 +186,19 @@ class TrainingInvocation:
         return resolve_train_config(self.config, {**self.flags, **more}, self.print_config, command_defaults)
 
     def console(self) -> Any:
+        """stderr for humans; in a distributed run only rank 0 talks (warnings still come from all)."""
         from dlcli.cli.common import make_console
+        from dlcli.distributed import current
 
-        return make_console(self.quiet)
+        return make_console(self.quiet or not current().is_main)
 
     def emit(self, result: dict[str, Any]) -> None:
+        """The result on stdout, once per run: rank 0's alone in a distributed run."""
         from dlcli.cli.common import emit
+        from dlcli.distributed import current
 
-        emit(result, self.json_output)
+        if current().is_main:
+            emit(result, self.json_output)
 
 
 def with_training_options(func: Callable[..., Any]) -> Callable[..., Any]:

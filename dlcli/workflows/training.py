@@ -88,8 +88,18 @@ def train_batches(cfg: TrainConfig, data: PreparedData, channels_last: bool) -> 
     if augment is not None and not data.dataset.is_image:
         raise UsageError("--augment applies to image data only.")
     ctx = current_dist()
-    return Batches(data.train, cfg.batch_size, shuffle=True, seed=cfg.seed, transform=augment,
-                   channels_last=channels_last, rank=ctx.rank, world=ctx.world)
+    return Batches(data.train, per_rank_batch(cfg.batch_size, ctx.world), shuffle=True, seed=cfg.seed,
+                   transform=augment, channels_last=channels_last, rank=ctx.rank, world=ctx.world)
+
+
+def per_rank_batch(batch_size: int, world: int) -> int:
+    """--batch-size is the global batch: each of `world` processes takes its share, so a distributed
+    run takes the same number of steps with the same learning rate as one process (as Ultralytics
+    does), and its results can be compared with a single-process run's."""
+    if batch_size % world:
+        raise UsageError(f"--batch-size {batch_size} does not split evenly over {world} processes; "
+                         f"use a multiple of {world}.")
+    return batch_size // world
 
 
 def eval_batches(split: TensorSplit, channels_last: bool) -> Batches:
