@@ -173,3 +173,23 @@ def test_second_signal_exits_at_once(tmp_path) -> None:
     proc.communicate(timeout=120)
     assert proc.returncode in (-signal.SIGTERM, 143)
     load_checkpoint(tmp_path / "run" / "last.pt")  # whatever was saved is still loadable
+
+
+def test_finetune_and_distill_resume_exactly(cli, tmp_path, monkeypatch) -> None:
+    """The same path for the other training commands: finetune resumed after its unfreezing epoch,
+    distill resumed mid-epoch, each bitwise equal to its uninterrupted run."""
+    small = ["--data", "mnist-sample", "--train-samples", "256", "--batch-size", "64", "-q"]
+    parent = tmp_path / "parent"
+    assert cli("train", *small, "--epochs", "1", "--out", parent).code == 0
+    commands = {
+        "finetune": ["finetune", parent / "best.pt", *small, "--freeze", "all-but-head", "--unfreeze-after", "1"],
+        "distill": ["distill", "--teacher", parent / "best.pt", "--student", "mlp", *small],
+    }
+    for name, args in commands.items():
+        assert cli(*args, "--epochs", "3", "--out", tmp_path / f"{name}-ref").code == 0
+        stop_at(monkeypatch, 10)  # 4 steps an epoch: mid-epoch 3, after finetune's unfreezing
+        assert cli(*args, "--epochs", "3", "--out", tmp_path / name).code == 143
+        monkeypatch.undo()
+        resumed = cli(*args, "--resume", tmp_path / name)
+        assert resumed.code == 0, resumed.err
+        assert same_weights(tmp_path / name / "last.pt", tmp_path / f"{name}-ref" / "last.pt"), name
