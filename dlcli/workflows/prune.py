@@ -25,6 +25,8 @@ from dlcli.compress.pruning import PruneSpec
 from dlcli.config import TrainConfig
 from dlcli.console import Console, result
 from dlcli.device import describe_device, resolve_device, seed_everything
+from dlcli.distributed import current as current_dist
+from dlcli.distributed import shared_run_dir
 from dlcli.engine import ClassificationTask, DistillationTask, evaluate
 from dlcli.errors import DataNotFoundError, InputFileError, UsageError, WorkError
 from dlcli.losses import make_loss
@@ -162,13 +164,15 @@ def run(checkpoint: Path, options: PruneOptions, cfg: TrainConfig, console: Cons
     teacher = original if options.recover == "kd" else None
     if teacher is not None and not epochs:
         raise UsageError("--recover kd needs recovery training: --finetune-epochs must be at least 1.")
-    run_dir = new_run_dir("prune") if epochs else None
+    run_dir = shared_run_dir(lambda: new_run_dir("prune")) if epochs else None
     rounds = _prune_rounds(pruner, model, spec, cfg, data, epochs, teacher, run_dir, parent, device,
                            generator, channels_last, console)
     pruner.finalize()
     after = model_stats(model, example)
     accuracy = accuracy_on_test(model, data, channels_last)
     latency = {}
+    if not current_dist().is_main:  # the other ranks of a distributed recovery are done
+        return {}
     if options.latency and spec.method == "channel":
         latency = compare_onnx_latency(original, model, parent.input_shape, options.latency_batches,
                                        options.threads, console)
