@@ -29,6 +29,19 @@ class ModelSpec:
 MODELS: Registry[ModelSpec] = Registry("model")
 
 
+def register_model(name: str, summary: str = "", image_only: bool = True) -> Callable[[Callable[..., nn.Module]],
+                                                                                    Callable[..., nn.Module]]:
+    """Decorator for a factory `f(input_shape, num_classes, **args) -> nn.Module`, as timm's
+    `@register_model`: the model is then known to every command by `name` (see dlcli.models.plugins
+    for making a model defined outside dlcli importable by the CLI)."""
+
+    def add(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        MODELS.add(name, ModelSpec(factory, summary or (factory.__doc__ or name).strip().splitlines()[0], image_only))
+        return factory
+
+    return add
+
+
 class Normalize(nn.Module):
     """(x - mean) / std with per-channel (images) or per-feature (tabular) statistics.
 

@@ -72,7 +72,7 @@ def list_models(input_shape: str, num_classes: int, console: Console) -> dict[st
             params = count_parameters(create_model(name, shape, num_classes, [0.0] * shape[0], [1.0] * shape[0]))
         except UsageError:
             params = None  # e.g. an image-only model asked about a tabular shape
-        doc = (pyinspect.getdoc(spec.factory) or "").splitlines()[0]
+        doc = next(iter((pyinspect.getdoc(spec.factory) or "").splitlines()), "")  # a plugin may have none
         entries.append({"name": name, "params": params, "args": args, "summary": spec.summary, "doc": doc})
     console.table(f"models (input {shape}, {num_classes} classes)", ["name", "params", "default args", "summary"],
                   [[e["name"], f"{e['params']:,}" if e["params"] else "-", e["args"], e["summary"]] for e in entries])
