@@ -31,7 +31,7 @@ from dlcli.engine import ClassificationTask, DistillationTask, evaluate
 from dlcli.errors import DataNotFoundError, InputFileError, UsageError, WorkError
 from dlcli.losses import make_loss
 from dlcli.optim import DEFAULT_LR
-from dlcli.runs import check_output_file, new_run_dir, record_latest
+from dlcli.runs import check_output_file, new_run_dir
 from dlcli.workflows.prune_report import report, round_line
 from dlcli.workflows.training import (
     FitSetup,
@@ -183,7 +183,6 @@ def run(checkpoint: Path, options: PruneOptions, cfg: TrainConfig, console: Cons
     verify_rebuild(ckpt, model, example)
     save_checkpoint(ckpt, out)
     metrics["size_bytes"] = out.stat().st_size
-    record_latest(out)
     report(spec, before, after, metrics, console)
     return result("prune", str(out), metrics, str(device), time.perf_counter() - start, parent=str(checkpoint),
                   run_dir=str(run_dir) if run_dir else None, pruning=record)
