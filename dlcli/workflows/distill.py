@@ -23,13 +23,14 @@ from dlcli.config import TrainConfig
 from dlcli.console import Console, result
 from dlcli.data.dataset import Dataset
 from dlcli.data.tensors import TensorSplit
-from dlcli.device import describe_device, prefers_channels_last, resolve_device, seed_everything
+from dlcli.device import describe_device, resolve_device, seed_everything
 from dlcli.engine import ClassificationTask, DistillationTask, evaluate, predict
+from dlcli.engine.tasks import FeatureDistillationTask
 from dlcli.errors import UsageError
 from dlcli.losses import make_loss
 from dlcli.models import MODELS, count_parameters, create_model
 from dlcli.workflows.train import resolved_model_args
-from dlcli.workflows.training import TrainingJob, eval_batches, prepare_data, train_and_save
+from dlcli.workflows.training import TrainingJob, eval_batches, prepare_data, train_and_save, use_channels_last
 
 
 @dataclass
@@ -74,32 +75,6 @@ def cache_teacher_logits(teacher: nn.Module, split: TensorSplit, channels_last: 
     return split.with_extra(logits)
 
 
-class FeatureDistillationTask(DistillationTask):
-    """Logit distillation plus MSE between the penultimate features (the head's inputs) of student
-    and teacher, when both have the same width (FitNets-style hint without a regressor)."""
-
-    def __init__(self, *args: Any, feature_weight: float, student: nn.Module, **kw: Any) -> None:
-        super().__init__(*args, **kw)
-        from dlcli.models.surgery import head_name
-
-        self.weight = feature_weight
-        self._features: dict[str, torch.Tensor] = {}
-        for key, model in (("student", student), ("teacher", self.teacher)):
-            head = dict(model.named_modules())[head_name(model)]
-            head.register_forward_pre_hook(self._capture(key))
-
-    def _capture(self, key: str):
-        def hook(_module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
-            self._features[key] = inputs[0]
-
-        return hook
-
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *extra: torch.Tensor):
-        loss, logits = super().__call__(model, x, y)  # runs the teacher: features are not cached
-        hint = nn.functional.mse_loss(self._features["student"], self._features["teacher"].detach())
-        return loss + self.weight * hint, logits
-
-
 def feature_width(model: nn.Module) -> int:
     from dlcli.models.surgery import head_name
 
@@ -138,7 +113,7 @@ def run(cfg: TrainConfig, opts: DistillOptions, out_dir: Path, baseline_dir: Pat
     generator = seed_everything(cfg.seed)
     data = prepare_data(cfg, device, generator, console)
     check_teacher(teacher_ckpt.classes, teacher_ckpt.input_shape, data.dataset, opts.teacher)
-    channels_last = prefers_channels_last(device, data.dataset.input_shape)
+    channels_last = use_channels_last(cfg, device, data.dataset)  # the student's rule: --no-channels-last holds
     teacher = teacher_ckpt.build_model().to(device).eval()
     if channels_last:
         teacher = teacher.to(memory_format=torch.channels_last)
