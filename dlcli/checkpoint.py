@@ -149,6 +149,17 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return _from_payload(path, data)
 
 
+def written_by(path: str | Path) -> str | None:
+    """The dlcli step that wrote an existing checkpoint (its last lineage step: train, finetune,
+    prune ...); None for a file that is not a dlcli checkpoint."""
+    try:
+        ckpt = load_checkpoint(path)
+    except InputFileError:
+        return None
+    last = ckpt.lineage[-1] if ckpt.lineage else {}
+    return str(last.get("step") or "train")
+
+
 def _from_payload(path: Path, data: Any) -> Checkpoint:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise InputFileError(f"{path} is a PyTorch file but not a dlcli checkpoint (no '{FORMAT}' header).")

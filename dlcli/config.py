@@ -76,8 +76,9 @@ class TrainConfig:
         return self
 
     def _check_names(self) -> None:
-        """Unknown dataset, optimizer, scheduler, loss or model names and bad model arguments fail here, with a suggestion, before
-        any data is loaded or run folder made (the registries live beside torch code: imported only now)."""
+        """Unknown dataset, optimizer, scheduler, loss or model names and bad model arguments fail here,
+        with a suggestion, before any data is loaded or run folder made (the registries live beside torch
+        code: imported only now)."""
         from dlcli.data.catalog import check_spec
         from dlcli.losses import LOSSES
         from dlcli.models import model_args

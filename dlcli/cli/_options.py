@@ -129,7 +129,8 @@ class TrainingInvocation:
         None after printing it when --print-config was given."""
         from dlcli.cli.common import resolve_train_config
 
-        return resolve_train_config(self.config, {**self.flags, **more}, self.print_config, command_defaults)
+        return resolve_train_config(self.config, {**self.flags, **more}, self.print_config, command_defaults,
+                                    self.json_output)
 
     def console(self) -> Any:
         from dlcli.cli.common import make_console

@@ -72,12 +72,19 @@ def read_metadata(proto: onnx.ModelProto) -> dict[str, Any]:
     return values
 
 
-def is_dlcli_onnx(path: str | Path) -> bool:
-    """Whether an existing file is an ONNX model dlcli wrote (so overwriting it needs no --force)."""
+def written_by(path: str | Path) -> str | None:
+    """The dlcli step that wrote an existing ONNX file ("export", "quantize"), from its own metadata's
+    lineage; None for a file dlcli did not write. Decides whether a re-run may replace it."""
     try:
-        return "version" in read_metadata(load_onnx(path))
+        meta = read_metadata(load_onnx(path))
     except InputFileError:
-        return False
+        return None
+    if "version" not in meta:
+        return None
+    lineage = meta.get("lineage")
+    if isinstance(lineage, list) and lineage and isinstance(lineage[-1], dict) and lineage[-1].get("step"):
+        return str(lineage[-1]["step"])
+    return "quantize" if "quantization" in meta else "export"
 
 
 def parameter_count(proto: onnx.ModelProto) -> int:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from dlcli.models.registry import MAX_DEPTH, MAX_WIDTH, MODELS, ModelSpec
+from dlcli.models.registry import MAX_WIDTH, MODELS, ModelSpec
 from dlcli.validation import Range
 
 

@@ -19,17 +19,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from dlcli.checkpoint import Checkpoint, lineage_entry, load_checkpoint, save_checkpoint
+from dlcli.checkpoint import Checkpoint, lineage_entry, load_checkpoint, save_checkpoint, written_by
 from dlcli.compress import pruning
 from dlcli.compress.pruning import PruneSpec
 from dlcli.config import TrainConfig
 from dlcli.console import Console, result
 from dlcli.device import describe_device, resolve_device, seed_everything
 from dlcli.engine import ClassificationTask, DistillationTask, evaluate
-from dlcli.errors import DataNotFoundError, InputFileError, UsageError, WorkError
+from dlcli.errors import DataNotFoundError, UsageError, WorkError
 from dlcli.losses import make_loss
 from dlcli.optim import DEFAULT_LR
-from dlcli.runs import check_output_file, new_run_dir, record_latest
+from dlcli.runs import check_step_output, new_run_dir, record_latest
 from dlcli.workflows.prune_report import report, round_line
 from dlcli.workflows.training import (
     PreparedData,
@@ -81,19 +81,11 @@ def default_output(checkpoint: Path, spec: PruneSpec) -> Path:
     return checkpoint.parent / f"pruned-{spec.method}-{spec.amount:g}.pt"
 
 
-def _is_dlcli_checkpoint(path: Path) -> bool:
-    try:
-        load_checkpoint(path)
-    except InputFileError:
-        return False
-    return True
-
-
 def output_path(checkpoint: Path, options: PruneOptions) -> Path:
     out = options.out or default_output(checkpoint, options.spec)
     if out.exists() and out.resolve() == checkpoint.resolve():
         raise UsageError(f"--out {out} is the checkpoint being pruned; write the pruned model to another file.")
-    return check_output_file(out, options.force, out.is_file() and _is_dlcli_checkpoint(out))
+    return check_step_output(out, options.force, "prune", written_by)
 
 
 def recovery_config(cfg: TrainConfig, parent: Checkpoint, epochs: int) -> TrainConfig:

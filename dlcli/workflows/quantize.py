@@ -30,9 +30,9 @@ from dlcli.console import Console, result
 from dlcli.data.dataset import Dataset
 from dlcli.errors import InputFileError, UsageError, WorkError
 from dlcli.export.environment import available_cores, busy_warning, cpu_info
-from dlcli.export.metadata import is_dlcli_onnx, read_metadata, write_metadata
+from dlcli.export.metadata import read_metadata, write_metadata, written_by
 from dlcli.export.runtime import load_onnx, ort_session
-from dlcli.runs import check_output_file
+from dlcli.runs import check_step_output
 from dlcli.workflows.quantize_report import BATCH_SIZES, layer_report, report, slower_batches, warn_if_slower
 
 LATENCY_ROUNDS = 3
@@ -164,7 +164,7 @@ def destination(cfg: QuantizeConfig) -> Path:
     out = Path(cfg.out) if cfg.out is not None else model.with_name(f"{model.stem}.int8.onnx")
     if out.exists() and out.resolve() == model.resolve():
         raise UsageError(f"--out {out} is the input model itself; give another file name.")
-    return check_output_file(out, cfg.force, is_ours=out.is_file() and is_dlcli_onnx(out))
+    return check_step_output(out, cfg.force, "quantize", written_by)
 
 
 def check_data(
