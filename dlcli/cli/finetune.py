@@ -39,6 +39,6 @@ def finetune(
     from dlcli.workflows.finetune import FinetuneOptions, run
 
     parent = checkpoint or latest_checkpoint()
+    options = FinetuneOptions(freeze=freeze, unfreeze_after=unfreeze_after, head_lr=head_lr)  # validates
     out_dir = prepare_out_dir(out, "finetune", name, given.force)
-    options = FinetuneOptions(freeze=freeze, unfreeze_after=unfreeze_after, head_lr=head_lr)
     given.emit(run(parent, cfg, options, out_dir, given.console()))

@@ -53,18 +53,21 @@ def check_teacher(teacher_classes: list[str], teacher_shape: list[int], dataset:
         raise UsageError(f"teacher {path} takes inputs {teacher_shape}; {dataset.name} has {dataset.input_shape}.")
 
 
-def build_student(opts: DistillOptions, cfg: TrainConfig, dataset: Dataset) -> tuple[nn.Module, str, dict[str, Any]]:
-    """A fresh registered model, or a trained student checkpoint to continue from."""
+def build_student(
+    opts: DistillOptions, cfg: TrainConfig, dataset: Dataset
+) -> tuple[nn.Module, str, dict[str, Any], list[dict[str, Any]]]:
+    """A fresh registered model, or a trained student checkpoint to continue from; with the student's
+    lineage (a pruned student's shapes are rebuilt only because its history says it was pruned)."""
     if opts.student in MODELS:
         args = resolved_model_args(opts.student, opts.student_args, cfg.dropout)
         model = create_model(opts.student, dataset.input_shape, dataset.num_classes, dataset.mean, dataset.std, args)
-        return model, opts.student, args
+        return model, opts.student, args, []
     path = Path(opts.student)
     if not path.exists() and path.suffix != ".pt":
         MODELS.get(opts.student)  # raises "unknown model ... did you mean"
     student = load_checkpoint(path)
     check_teacher(student.classes, student.input_shape, dataset, path)
-    return student.build_model(), student.model_name, student.model_args
+    return student.build_model(), student.model_name, student.model_args, student.lineage
 
 
 def cache_teacher_logits(teacher: nn.Module, split: TensorSplit, channels_last: bool) -> TensorSplit:
@@ -142,7 +145,7 @@ def run(cfg: TrainConfig, opts: DistillOptions, out_dir: Path, baseline_dir: Pat
     if channels_last:
         teacher = teacher.to(memory_format=torch.channels_last)
     teacher_test = teacher_metrics(teacher, data, channels_last)
-    student, student_name, student_args = build_student(opts, cfg, data.dataset)
+    student, student_name, student_args, history = build_student(opts, cfg, data.dataset)
     student = student.to(device)
     if opts.cache_teacher and not cfg.augment and not opts.feature_loss:
         console.info("caching teacher logits for the training split (no augmentation: they never change)")
@@ -150,7 +153,7 @@ def run(cfg: TrainConfig, opts: DistillOptions, out_dir: Path, baseline_dir: Pat
     job = TrainingJob(
         command="distill", model=student, model_name=student_name, model_args=student_args,
         task=make_task(cfg, opts, teacher, student),
-        lineage=[lineage_entry("distill", source=opts.teacher, dataset=cfg.data, temperature=opts.temperature,
+        lineage=[*history, lineage_entry("distill", source=opts.teacher, dataset=cfg.data, temperature=opts.temperature,
                                alpha=opts.alpha, teacher_model=teacher_ckpt.model_name)],
     )
     distilled = train_and_save(cfg, job, data, out_dir, console, device, generator, start)
@@ -165,10 +168,11 @@ def train_baseline(cfg: TrainConfig, opts: DistillOptions, data, out_dir: Path, 
     console.info("baseline: the same student trained alone with the same budget")
     generator = seed_everything(cfg.seed)
     plain = type(data)(data.dataset, TensorSplit(data.train.x, data.train.y, data.train.scale), data.val, data.test)
-    student, name, args = build_student(opts, cfg, data.dataset)
+    student, name, args, history = build_student(opts, cfg, data.dataset)
     job = TrainingJob(command="train", model=student.to(device), model_name=name, model_args=args,
                       task=ClassificationTask(make_loss(cfg.loss, cfg.label_smoothing), cfg.l1),
-                      lineage=[lineage_entry("train", dataset=cfg.data, baseline_for="distill")], remember=False)
+                      lineage=[*history, lineage_entry("train", dataset=cfg.data, baseline_for="distill")],
+                      remember=False)
     return train_and_save(cfg, job, plain, out_dir, console, device, generator, time.perf_counter())
 
 

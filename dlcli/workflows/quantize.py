@@ -107,7 +107,7 @@ def run(cfg: QuantizeConfig, console: Console) -> dict[str, Any]:
         console.info(f"method: {method}" + ("" if cfg.method else f" ({_why_method(method)})"))
         spec, plan = plan_quantization(cfg, source, method, console)
         reader = _calibration_reader(cfg, dataset, source.proto, console) if method == "static" else None
-        int8 = q.quantize(plan["prepared"], spec, reader)
+        int8 = q.quantize(plan["prepared"], spec, reader, silent=console.quiet)
         plan["requantized"] = _check_exclusions(int8, spec, plan, console)
         threads = cfg.threads or available_cores()
         metrics = measure(cfg, source, int8, dataset, threads, console)
@@ -240,7 +240,11 @@ def _calibration_reader(
     x = q.calibration_samples(dataset.train.x, dataset.input_scale(), cfg.calib_samples, cfg.seed)
     console.info(f"calibration: {len(x)} samples of {dataset.name} (train split, seed {cfg.seed}), "
                  f"{cfg.calibration} ranges, {'per-channel' if cfg.per_channel else 'per-tensor'} weights")
-    return q.ArrayCalibrationReader(x, proto.graph.input[0].name)
+    graph_input = proto.graph.input[0]
+    fixed = graph_input.type.tensor_type.shape.dim[0].dim_value if graph_input.type.tensor_type.shape.dim else 0
+    if fixed > 0:  # a --static-batch export: calibrate in batches of exactly its size
+        return q.ArrayCalibrationReader(x, graph_input.name, batch_size=fixed, fixed_batch=True)
+    return q.ArrayCalibrationReader(x, graph_input.name)
 
 
 def measure(
