@@ -31,6 +31,7 @@ def new_run_dir(command: str, name: str | None = None) -> Path:
     base = name or "exp"
     for n in range(1, 10_000):
         candidate = parent / (base if n == 1 else f"{base}{n}")
+        missing = _missing_folders(candidate)
         try:
             candidate.mkdir(parents=True, exist_ok=False)
         except FileExistsError:
@@ -38,7 +39,7 @@ def new_run_dir(command: str, name: str | None = None) -> Path:
         except OSError as exc:
             raise UsageError(f"cannot create the run folder {candidate}: {exc.strerror or exc}; "
                              "set DLCLI_RUNS_DIR or pass --out.") from None
-        _created.append(candidate)
+        _created.extend(missing)
         return candidate
     raise ArtifactExistsError(f"too many runs named {base!r} in {parent}; pass --name or --out.")
 
@@ -55,12 +56,18 @@ def prepare_out_dir(out: str | Path | None, command: str, name: str | None, forc
     if path.is_dir():
         remove_stale_temporaries(path)
         return path
+    missing = _missing_folders(path)
     try:
         path.mkdir(parents=True)
     except OSError as exc:
         raise UsageError(f"--out {path} cannot be created: {exc.strerror or exc}.") from None
-    _created.append(path)
+    _created.extend(missing)
     return path
+
+
+def _missing_folders(path: Path) -> list[Path]:
+    """`path` and those of its parents that do not exist yet, outermost first."""
+    return [p for p in reversed([path, *path.parents]) if not p.exists()]
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:
