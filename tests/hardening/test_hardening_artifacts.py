@@ -186,3 +186,39 @@ def test_int8_and_fp32_onnx_count_parameters_alike(cli, trained_checkpoint: Path
     assert int8["params"] == fp32["params"]
     assert int8["quantization_params"] > 0 == fp32["quantization_params"]
     assert "BatchNorm" in fp32["params_note"]
+
+
+def test_sigkill_during_saves_never_destroys_the_checkpoint(tmp_path: Path) -> None:
+    """SIGKILL a process that keeps re-saving a checkpoint: the file on disk is always a complete
+    previous version (atomic rename); what the kill leaves is a hidden temporary, which reusing the
+    folder removes."""
+    import signal
+    import time
+
+    from dlcli.checkpoint import load_checkpoint
+    from dlcli.runs import prepare_out_dir
+
+    path = tmp_path / "run" / "last.pt"
+    script = (
+        "import sys, torch\n"
+        "from dlcli.checkpoint import Checkpoint, save_checkpoint\n"
+        "state = {'w': torch.zeros(2_000_000)}\n"
+        "ckpt = Checkpoint('cnn', {}, state, ['a', 'b'], [1, 28, 28], [0.5], [0.5], 'x')\n"
+        "i = 0\n"
+        "while True:\n"
+        "    state['w'].fill_(i); save_checkpoint(ckpt, sys.argv[1]); i += 1\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, str(path)])
+    try:
+        deadline = time.monotonic() + 120
+        while not path.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert path.exists(), "the child never saved"
+        time.sleep(0.5)  # several saves in flight
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    ckpt = load_checkpoint(path)  # complete, never half-written
+    assert float(ckpt.state_dict["w"][0]) == float(ckpt.state_dict["w"][-1])
+    prepare_out_dir(path.parent, "train", None, force=True)
+    assert not list(path.parent.glob(".*.tmp"))
