@@ -85,10 +85,13 @@ def remove_empty_created() -> None:
     """After a failed command: remove the run folders it created and left empty (innermost first)."""
     while _created:
         folder = _created.pop()
-        try:
-            folder.rmdir()  # only succeeds when empty
-        except OSError:
-            pass
+        # Everything under a folder this command made is its own: empty sub-folders go first.
+        inner = sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True)
+        for path in [*inner, folder]:
+            try:
+                path.rmdir()  # only succeeds when empty
+            except OSError:
+                pass
 
 
 def record_latest(checkpoint: Path) -> None:

@@ -42,12 +42,12 @@ def distill(
     from dlcli.runs import prepare_out_dir
     from dlcli.workflows.distill import DistillOptions, run
 
+    options = DistillOptions(  # validates, before the run folder is made
+        teacher=teacher, student=student, student_args=parse_model_args(student_arg) or {}, temperature=temperature,
+        alpha=alpha, cache_teacher=cache_teacher, baseline=baseline, feature_loss=feature_loss,
+    )
     out_dir = prepare_out_dir(out, "distill", name, given.force)
     baseline_dir = out_dir / "baseline" if baseline else None
     if baseline_dir is not None:
         baseline_dir.mkdir(exist_ok=True)
-    options = DistillOptions(
-        teacher=teacher, student=student, student_args=parse_model_args(student_arg) or {}, temperature=temperature,
-        alpha=alpha, cache_teacher=cache_teacher, baseline=baseline, feature_loss=feature_loss,
-    )
     given.emit(run(cfg, options, out_dir, baseline_dir, given.console()))

@@ -10,7 +10,7 @@ fair way to say what distillation bought.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from dlcli.checkpoint import lineage_entry, load_checkpoint
-from dlcli.config import TrainConfig
+from dlcli.config import TrainConfig, flag_name
 from dlcli.console import Console, result
 from dlcli.data.dataset import Dataset
 from dlcli.data.tensors import TensorSplit
@@ -26,7 +26,8 @@ from dlcli.device import describe_device, prefers_channels_last, resolve_device,
 from dlcli.engine import ClassificationTask, DistillationTask, evaluate, predict
 from dlcli.errors import UsageError
 from dlcli.losses import make_loss
-from dlcli.models import MODELS, count_parameters, create_model
+from dlcli.models import MODELS, count_parameters, create_model, model_args
+from dlcli.validation import check, validate_fields
 from dlcli.workflows.train import resolved_model_args
 from dlcli.workflows.training import TrainingJob, eval_batches, prepare_data, train_and_save
 
@@ -36,11 +37,17 @@ class DistillOptions:
     teacher: Path
     student: str
     student_args: dict[str, Any]
-    temperature: float = 4.0
-    alpha: float = 0.9
+    temperature: float = field(default=4.0, metadata=check(gt=0))
+    alpha: float = field(default=0.9, metadata=check(ge=0, le=1))
     cache_teacher: bool = True
     baseline: bool = False
-    feature_loss: float = 0.0
+    feature_loss: float = field(default=0.0, metadata=check(ge=0))
+
+    def __post_init__(self) -> None:
+        """Checked when built, before the command makes its run folder."""
+        validate_fields(self, flag_name)
+        if self.student in MODELS:
+            model_args(self.student, self.student_args)
 
 
 def check_teacher(teacher_classes: list[str], teacher_shape: list[int], dataset: Dataset, path: Path) -> None:
@@ -130,8 +137,6 @@ def teacher_metrics(teacher: nn.Module, data, channels_last: bool) -> dict[str, 
 def run(cfg: TrainConfig, opts: DistillOptions, out_dir: Path, baseline_dir: Path | None,
         console: Console) -> dict[str, Any]:
     start = time.perf_counter()
-    if not 0 <= opts.alpha <= 1 or opts.temperature <= 0:
-        raise UsageError("--alpha must be in [0, 1] and --temperature > 0.")
     teacher_ckpt = load_checkpoint(opts.teacher)
     cfg.data = cfg.data or teacher_ckpt.dataset
     cfg.validate()

@@ -57,6 +57,13 @@ def test_finetune_negative_head_lr_is_refused(cli, trained_checkpoint: Path, iso
     assert not (isolated_env / "runs" / "finetune").exists()
 
 
+@pytest.mark.parametrize(("args", "word"), [(["-s", "vit", "-a", "heads=0"], "heads"), (["--alpha", "2"], "--alpha")])
+def test_distill_options_are_checked_before_the_run_folder(cli, trained_checkpoint: Path, isolated_env: Path,
+                                                           args: list[str], word: str) -> None:
+    refused(cli("distill", "-t", trained_checkpoint, *args, *FAST_TRAIN, "--baseline"), word)
+    assert not (isolated_env / "runs" / "distill").exists()
+
+
 def test_models_lists_what_each_argument_accepts(cli) -> None:
     models = {m["name"]: m for m in cli("models", "--json").json()["models"]}
     assert models["vit"]["arg_checks"]["heads"].startswith("an integer")
