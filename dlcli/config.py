@@ -71,6 +71,8 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         """Every field's type and range (declared beside it: `check(...)` metadata and the annotation),
         then the registry names and the model's arguments; all before any file or folder is made."""
+        if isinstance(self.augment, str):  # a config file may say augment = "flip,crop"
+            self.augment = [self.augment]
         validate_fields(self, flag_name)
         self._check_names()
         return self
@@ -79,6 +81,7 @@ class TrainConfig:
         """Unknown dataset, optimizer, scheduler, loss or model names and bad model arguments fail here,
         with a suggestion, before any data is loaded or run folder made (the registries live beside torch
         code: imported only now)."""
+        from dlcli.data.augment import parse_augment
         from dlcli.data.catalog import check_spec
         from dlcli.losses import LOSSES
         from dlcli.models import model_args
@@ -90,6 +93,7 @@ class TrainConfig:
         SCHEDULERS.get(self.scheduler)
         LOSSES.get(self.loss)
         model_args(self.model, self.model_args)
+        parse_augment(self.augment)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
