@@ -20,6 +20,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+# What validation imports lazily (torch and the registries) is imported here, outside the per-example
+# alarm and memory bound: a first torch import under load takes seconds and much address space.
+import dlcli.data.augment  # noqa: E402,F401
+import dlcli.data.catalog  # noqa: E402,F401
+import dlcli.losses  # noqa: E402,F401
+import dlcli.models  # noqa: E402,F401
+import dlcli.optim  # noqa: E402,F401
 from dlcli.errors import InputFileError, UsageError
 
 SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
