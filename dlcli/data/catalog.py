@@ -218,10 +218,15 @@ def _load_path(spec: str, kind: str, path: Path) -> Dataset:
     if kind == "folder":
         from dlcli.data.folder import read_folder
 
-        return read_folder(path, name=spec).with_stats()
-    from dlcli.data.tabular import read_csv
+        dataset = read_folder(path, name=spec)
+    else:
+        from dlcli.data.tabular import read_csv
 
-    return read_csv(path, name=spec).with_stats()
+        dataset = read_csv(path, name=spec)
+    if dataset.num_classes < 2:  # a one-class "classifier" trains to a meaningless 100 %
+        raise InputFileError(f"{path} holds {dataset.num_classes} class(es) ({', '.join(dataset.classes)}); "
+                             "classification needs at least two.")
+    return dataset.with_stats()
 
 
 def _read_named(entry: DatasetSpec, folder: Path) -> Dataset:

@@ -19,10 +19,12 @@ import onnx
 from dlcli import __version__
 from dlcli.checkpoint import Checkpoint
 from dlcli.console import Console, result
-from dlcli.errors import InputFileError
+from dlcli.errors import InputFileError, UsageError
 from dlcli.export.runtime import load_onnx
 
 PREFIX = "dlcli."
+PARAMS_NOTE = ("weights and biases in the graph (int8 scales and zero points counted apart); fewer than the "
+               "checkpoint's parameters when BatchNorm is folded into the convolutions on export")
 METADATA_VERSION = 1
 
 
@@ -72,17 +74,63 @@ def read_metadata(proto: onnx.ModelProto) -> dict[str, Any]:
     return values
 
 
-def is_dlcli_onnx(path: str | Path) -> bool:
-    """Whether an existing file is an ONNX model dlcli wrote (so overwriting it needs no --force)."""
+def written_by(path: str | Path) -> str | None:
+    """The dlcli step that wrote an existing ONNX file ("export", "quantize"), from its own metadata's
+    lineage; None for a file dlcli did not write. Decides whether a re-run may replace it."""
     try:
-        return "version" in read_metadata(load_onnx(path))
+        meta = read_metadata(load_onnx(path))
     except InputFileError:
-        return False
+        return None
+    if "version" not in meta:
+        return None
+    lineage = meta.get("lineage")
+    if isinstance(lineage, list) and lineage and isinstance(lineage[-1], dict) and lineage[-1].get("step"):
+        return str(lineage[-1]["step"])
+    return "quantize" if "quantization" in meta else "export"
 
 
 def parameter_count(proto: onnx.ModelProto) -> int:
-    """Elements in all initializers: for an int8 model that includes scales and zero points."""
-    return int(sum(int(np.prod(t.dims, dtype=np.int64)) for t in proto.graph.initializer))
+    """Weights and biases stored in the graph: elements of the initializers except shape constants and
+    the scales and zero points of (De)QuantizeLinear nodes, so an int8 file and its fp32 source count alike. Either
+    is below the checkpoint's parameter count when the exporter folded BatchNorm into the convolutions
+    (see `parameter_counts`)."""
+    return parameter_counts(proto)["params"]
+
+
+def parameter_counts(proto: onnx.ModelProto) -> dict[str, int]:
+    """{"params": weights and biases, "quantization_params": scales and zero points}."""
+    # int64 initializers are shapes and axes (Reshape, Flatten constants), not learned values.
+    sizes = {t.name: int(np.prod(t.dims, dtype=np.int64)) for t in proto.graph.initializer
+             if t.data_type != onnx.TensorProto.INT64}
+    quant = {name for node in proto.graph.node if node.op_type in ("QuantizeLinear", "DequantizeLinear")
+             for name in node.input[1:] if name in sizes}
+    return {"params": sum(v for k, v in sizes.items() if k not in quant),
+            "quantization_params": sum(sizes[k] for k in quant)}
+
+
+def check_against_graph(proto: onnx.ModelProto, meta: dict[str, Any], path: str | Path) -> None:
+    """The dlcli metadata must describe this graph: a file whose `input_shape` or `classes` disagree
+    with the graph's own input and output (edited, or metadata copied from another model) is refused
+    as one line, rather than failing later inside onnxruntime or being shown as if it were true."""
+    from dlcli.validation import coerce
+
+    try:
+        shape = coerce("input_shape", meta.get("input_shape"), list[int] | None)
+        classes = coerce("classes", meta.get("classes"), list[str] | None)
+    except UsageError as exc:
+        raise InputFileError(f"{path}: damaged dlcli metadata: {exc}") from None
+    graph_in = [d.dim_value or None for d in proto.graph.input[0].type.tensor_type.shape.dim][1:] \
+        if proto.graph.input else []
+    graph_out = [d.dim_value or None for d in proto.graph.output[0].type.tensor_type.shape.dim] \
+        if proto.graph.output else []
+    differs = len(shape or []) != len(graph_in) or any(
+        g is not None and g != m for g, m in zip(graph_in, shape or [], strict=False))
+    if shape is not None and graph_in and differs:
+        raise InputFileError(f"{path}: its dlcli metadata says input shape {shape} but the graph takes "
+                             f"{graph_in}; the file was altered or its metadata belongs to another model.")
+    if classes is not None and graph_out and graph_out[-1] is not None and graph_out[-1] != len(classes):
+        raise InputFileError(f"{path}: its dlcli metadata names {len(classes)} classes but the graph outputs "
+                             f"{graph_out[-1]}; the file was altered or its metadata belongs to another model.")
 
 
 def graph_io(proto: onnx.ModelProto) -> dict[str, list[dict[str, Any]]]:
@@ -108,11 +156,13 @@ def describe_onnx(path: Path, console: Console) -> dict[str, Any]:
     start = time.perf_counter()
     proto = load_onnx(path)
     meta = read_metadata(proto)
+    check_against_graph(proto, meta, path)
     details = {
         "format": "onnx",
         "model": (meta.get("model") or {}).get("name"),
         "model_args": (meta.get("model") or {}).get("args"),
-        "params": parameter_count(proto),
+        **parameter_counts(proto),
+        "params_note": PARAMS_NOTE,
         "input_shape": meta.get("input_shape"),
         "classes": meta.get("classes"),
         "normalization": meta.get("normalization"),

@@ -19,7 +19,7 @@ from dlcli.data.dataset import Dataset
 from dlcli.data.tensors import TensorSplit
 from dlcli.engine import evaluate
 from dlcli.errors import UsageError
-from dlcli.export.metadata import read_metadata
+from dlcli.export.metadata import check_against_graph, read_metadata
 from dlcli.export.runtime import load_onnx, ort_session, predict, session_device
 from dlcli.losses import make_loss
 from dlcli.workflows.evaluate import check_compatible, evaluation_split
@@ -37,8 +37,12 @@ class OnnxModule(nn.Module):
         return torch.from_numpy(predict(self.session, x.detach().cpu().float().contiguous().numpy()))
 
 
-def signature(proto: onnx.ModelProto, meta: dict[str, Any]) -> tuple[list[int] | None, list[str] | None]:
-    """Input shape (without batch) and class names: from dlcli metadata, else from the graph."""
+def signature(
+    proto: onnx.ModelProto, meta: dict[str, Any], path: str | Path = "the ONNX model"
+) -> tuple[list[int] | None, list[str] | None]:
+    """Input shape (without batch) and class names: from dlcli metadata (checked against the graph),
+    else from the graph."""
+    check_against_graph(proto, meta, path)
     shape, classes = meta.get("input_shape"), meta.get("classes")
     if shape is None:
         dims = [d.dim_value or None for d in proto.graph.input[0].type.tensor_type.shape.dim][1:]
@@ -66,7 +70,7 @@ def load_for_eval(
     if not spec:
         raise UsageError(f"{artifact} records no dataset (it was not exported by dlcli); pass --data NAME.")
     dataset = load_data(spec, data_dir, console, test_only=True)
-    shape, classes = signature(proto, meta)
+    shape, classes = signature(proto, meta, artifact)
     check_compatible(dataset, shape or dataset.input_shape, classes or dataset.classes, artifact)
     return session, dataset
 

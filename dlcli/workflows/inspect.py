@@ -73,9 +73,12 @@ def list_models(input_shape: str, num_classes: int, console: Console) -> dict[st
         except UsageError:
             params = None  # e.g. an image-only model asked about a tabular shape
         doc = next(iter((pyinspect.getdoc(spec.factory) or "").splitlines()), "")  # a plugin may have none
-        entries.append({"name": name, "params": params, "args": args, "summary": spec.summary, "doc": doc})
+        entries.append({"name": name, "params": params, "args": args, "summary": spec.summary, "doc": doc,
+                        "arg_checks": spec.describe_arguments()})
     console.table(f"models (input {shape}, {num_classes} classes)", ["name", "params", "default args", "summary"],
                   [[e["name"], f"{e['params']:,}" if e["params"] else "-", e["args"], e["summary"]] for e in entries])
+    console.table("model arguments (-a KEY=VALUE): type and allowed range", ["model", "argument", "accepts"],
+                  [[e["name"], key, text] for e in entries for key, text in e["arg_checks"].items()])
     return result("models", None, {}, None, time.perf_counter() - start, models=entries)
 
 
