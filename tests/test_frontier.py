@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from dlcli.errors import UsageError
+from dlcli.runs import latest_checkpoint
 from dlcli.workflows.frontier import FrontierConfig
 from dlcli.workflows.frontier_build import Recipe, plan
 from dlcli.workflows.frontier_rules import (
@@ -205,6 +206,7 @@ def test_frontier_builds_measures_gates_picks_and_reuses(cli, trained_checkpoint
     metrics = found["metrics"]
     assert metrics["variants"] == 3 and metrics["passing"] == 3 and metrics["pareto_optimal"] >= 1
     assert found["pick"] in {r["artifact"] for r in rows.values()} and found["threads"] >= 1
+    assert latest_checkpoint().resolve() == trained_checkpoint.resolve()  # prune's output is not "the latest run"
 
     again = cli("frontier", trained_checkpoint, "--variants", "int8,channel-50", "--recover-epochs", "0", *QUICK,
                 "--pick")

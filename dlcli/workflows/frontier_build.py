@@ -8,9 +8,11 @@ and the file's own sha256, so a re-run rebuilds only what changed (`frontier_rul
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,26 +109,50 @@ def build(
     manifest = read_manifest(out_dir)
     inner = console if verbose else Console(quiet=True)  # warnings still show: they change what a result means
     done: dict[str, tuple[bool, str]] = {}
-    for step in steps.values():
-        source = checkpoint if step.source is None else out_dir / step.source
-        target = out_dir / step.output
-        key = step_key(step.action, file_sha256(source), {**step.options, "dlcli": __version__})
-        command = single_command(step, source, target)
-        entry = manifest["steps"].get(step.output)
-        if reusable(entry, key, file_sha256(target) if target.is_file() else None):
-            console.info(f"reused  {step.output}  (up to date: same parent sha256 and options)")
-            done[step.output] = (True, command)
-            continue
-        console.info(f"building {step.output}: {command}")
-        started = time.perf_counter()
-        RUNNERS[step.action](step, source, target, recipe, inner)
-        manifest["steps"][step.output] = {"key": key, "sha256": file_sha256(target), "command": command,
-                                          "source": str(source), "seconds": round(time.perf_counter() - started, 3)}
-        write_manifest(out_dir, manifest)
-        done[step.output] = (False, command)
+    with _keep_latest_run():
+        for step in steps.values():
+            done[step.output] = _run_step(step, checkpoint, out_dir, recipe, manifest, console, inner)
     return {name: Built(out_dir / output, checkpoint if steps[output].source is None
                         else out_dir / str(steps[output].source), *done[output])
             for name, output in artifacts.items()}
+
+
+def _run_step(
+    step: Step, checkpoint: Path, out_dir: Path, recipe: Recipe, manifest: dict[str, Any], console: Console,
+    inner: Console,
+) -> tuple[bool, str]:
+    """Reuse the step's file when up to date, else run its workflow and record it; (reused, command)."""
+    source = checkpoint if step.source is None else out_dir / step.source
+    target = out_dir / step.output
+    key = step_key(step.action, file_sha256(source), {**step.options, "dlcli": __version__})
+    command = single_command(step, source, target)
+    if reusable(manifest["steps"].get(step.output), key, file_sha256(target) if target.is_file() else None):
+        console.info(f"reused  {step.output}  (up to date: same parent sha256 and options)")
+        return True, command
+    console.info(f"building {step.output}: {command}")
+    started = time.perf_counter()
+    RUNNERS[step.action](step, source, target, recipe, inner)
+    manifest["steps"][step.output] = {"key": key, "sha256": file_sha256(target), "command": command,
+                                      "source": str(source), "seconds": round(time.perf_counter() - started, 3)}
+    write_manifest(out_dir, manifest)
+    return False, command
+
+
+@contextlib.contextmanager
+def _keep_latest_run() -> Iterator[None]:
+    """prune and distill record what they write as the latest run, which later commands default to;
+    the frontier's intermediate checkpoints should not become that, so the pointer is put back."""
+    from dlcli.runs import LATEST_FILE, runs_root
+
+    pointer = runs_root() / LATEST_FILE
+    saved = pointer.read_bytes() if pointer.is_file() else None
+    try:
+        yield
+    finally:
+        if saved is None:
+            pointer.unlink(missing_ok=True)
+        else:
+            atomic_write(pointer, lambda tmp: Path(tmp).write_bytes(saved))
 
 
 def single_command(step: Step, source: Path, target: Path) -> str:

@@ -100,12 +100,15 @@ def write_plot(found: FrontierResult, path: Path) -> Path:
     ax.plot([p[0] for p in line], [p[1] for p in line], drawstyle="steps-post", color="tab:orange", zorder=2,
             label="Pareto line (accuracy vs latency)")
     ax.scatter([], [], c="tab:orange", edgecolors="black", label="Pareto-optimal (accuracy, latency, size)")
-    ax.set_xscale("log")
-    plain = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}")  # 0.4, not 4x10^-1
-    ax.xaxis.set_major_formatter(plain)
-    ax.xaxis.set_minor_formatter(plain)
-    _pad_limits(ax, x, y)
-    ax.set_xlabel(f"p50 latency at batch {b} (ms, log scale; onnxruntime CPU, {found.threads} threads)")
+    log = min(x) > 0 and max(x) / min(x) > 4  # a log axis only pays when latencies span several-fold
+    if log:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))  # not 5x10^-1
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    _pad_limits(ax, x, y, log)
+    scale = ", log scale" if log else ""
+    ax.set_xlabel(f"p50 latency at batch {b} (ms{scale}; onnxruntime CPU, {found.threads} threads)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"dlcli frontier of {found.checkpoint.name}: marker area is file size")
     ax.grid(alpha=0.3)
@@ -118,15 +121,19 @@ def write_plot(found: FrontierResult, path: Path) -> Path:
         plt.close(fig)
 
 
-def _pad_limits(ax: Any, x: list[float], y: list[float]) -> None:
+def _pad_limits(ax: Any, x: list[float], y: list[float], log: bool) -> None:
     """Room around the points for markers and labels; accuracy never shown above 100 %, and a spread
     of at least 0.2 pp so equal accuracies do not fill the axis with noise digits."""
     lo, hi = min(y), max(y)
     spread = max(hi - lo, 0.2)
     ax.set_ylim(lo - 0.6 * spread, min(hi + 0.6 * spread, 100.0 + 0.05 * spread))
     left, right = min(x), max(x)
-    ratio = max(right / left, 1.5) if left > 0 else 1.5
-    ax.set_xlim(left / ratio ** 0.35, right * ratio ** 0.35)
+    if log:
+        pad = max((right / left) ** 0.12, 1.3)
+        ax.set_xlim(left / pad, right * pad)
+    else:
+        pad = max(right - left, 0.1 * right) * 0.25
+        ax.set_xlim(max(left - pad, 0.0), right + pad)
 
 
 # Candidate label offsets (points) around a marker, nearest first: right, left, above, below, diagonals.
