@@ -46,7 +46,7 @@ def _root(
 
 
 def _register() -> None:
-    from dlcli.cli import benchmark, distill, evaluate, export, finetune, info, prune, quantize, train
+    from dlcli.cli import benchmark, distill, evaluate, export, finetune, frontier, info, prune, quantize, train
 
     app.command("train", no_args_is_help=False)(train.train)
     app.command("eval")(evaluate.eval_command)
@@ -59,6 +59,7 @@ def _register() -> None:
     app.command("benchmark")(benchmark.benchmark)
     app.command("prune")(prune.prune)
     app.command("quantize")(quantize.quantize)
+    app.command("frontier")(frontier.frontier)
 
 
 _register()

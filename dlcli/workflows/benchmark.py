@@ -99,7 +99,7 @@ def run(cfg: BenchmarkConfig, console: Console) -> dict[str, Any]:
     with _torch_threads(threads), torch.inference_mode():
         dataset = _load_data(cfg, console)
         metrics = [artifact.accuracy(dataset, console) if dataset is not None else {} for artifact in artifacts]
-        stats = _time_all(artifacts, cfg, dataset.model_inputs(POOL_SIZE) if dataset is not None else None, console)
+        stats = time_all(artifacts, cfg, dataset.model_inputs(POOL_SIZE) if dataset is not None else None, console)
     machine = fingerprint(env)
     rows = [
         {"artifact": str(a.path), "runtime": a.runner.runtime, "device": a.runner.device, **s.to_dict(),
@@ -169,7 +169,7 @@ def _open_checkpoint(path: Path, device_name: str, compile: bool) -> Artifact:
     return Artifact(path, runner, list(ckpt.input_shape), count_parameters(model), accuracy)
 
 
-def _time_all(
+def time_all(
     artifacts: list[Artifact], cfg: BenchmarkConfig, pool: np.ndarray | None, console: Console
 ) -> list[list[LatencyStats]]:
     """Per artifact, its stats at each batch size it accepts. All artifacts at one batch size are
