@@ -65,6 +65,8 @@ class TrainConfig:
     """fp32, bf16 or fp16 autocast."""
     channels_last: bool | None = None
     """Channels-last memory format for conv models; default: on for cpu and cuda."""
+    tensorboard: bool = False
+    """Write TensorBoard event files (scalars, hyperparameters, graph) into RUN/tensorboard/."""
 
     def validate(self) -> TrainConfig:
         checks = [
@@ -83,6 +85,8 @@ class TrainConfig:
             if not ok:
                 raise UsageError(message)
         self._check_names()
+        if self.tensorboard:
+            require_tensorboard()
         return self
 
     def _check_names(self) -> None:
@@ -100,6 +104,15 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def require_tensorboard() -> None:
+    """--tensorboard without the optional package fails in one line (exit 2) before any work; found
+    without importing it, so a config check stays cheap."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        raise UsageError("--tensorboard needs the tensorboard package: pip install 'dlcli[tensorboard]'")
 
 
 def field_names(cls: type) -> list[str]:

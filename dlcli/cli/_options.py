@@ -98,6 +98,8 @@ TRAINING_OPTIONS = [
     _opt("precision", str | None, "--precision", help="fp32, bf16 or fp16 autocast.", show_default="fp32"),
     _opt("channels_last", bool | None, "--channels-last/--no-channels-last",
          help="Channels-last memory format.", show_default="auto"),
+    _opt("tensorboard", bool | None, "--tensorboard/--no-tensorboard",
+         help="TensorBoard event files in RUN/tensorboard (needs dlcli[tensorboard]).", show_default="off"),
 ]
 
 

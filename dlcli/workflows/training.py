@@ -25,6 +25,7 @@ from dlcli.engine.progress import make_progress
 from dlcli.errors import UsageError
 from dlcli.losses import make_loss
 from dlcli.optim import make_optimizer, make_scheduler, parameter_groups
+from dlcli.plots import plot_curves
 
 EVAL_BATCH = 1000
 DEFAULT_DATASET = "mnist-sample"  # embedded in the package: `dlcli train` works offline, in seconds
@@ -161,10 +162,16 @@ def run_fit(
     optimizer, scheduler = build_optimizer(cfg, model, len(batches), epochs, optimizer_groups)
     eval_loss = make_loss("cross-entropy")
     val = eval_batches(data.val, channels_last) if data.val is not None else None
+    progress = make_progress(console)
+    if cfg.tensorboard:
+        from dlcli.engine.tensorboard import tensorboard_progress
+
+        progress = tensorboard_progress(progress, writer.out_dir / "tensorboard", cfg, model, optimizer,
+                                        data.train.x[:1].float() * data.train.scale, len(data.train), console)
     try:
         result = fit(
             model, task, batches, val, optimizer, scheduler, epochs, device=device, eval_loss=eval_loss,
-            patience=cfg.patience, precision=cfg.precision, progress=make_progress(console),
+            patience=cfg.patience, precision=cfg.precision, progress=progress,
             on_epoch_start=on_epoch_start, on_epoch_end=writer.on_epoch_end, train_mode=train_mode,
         )
     except KeyboardInterrupt:
@@ -193,33 +200,6 @@ def finish_run(
     best.metrics.update({"test_accuracy": test["accuracy"], "test_loss": test["loss"]})
     save_checkpoint(best, writer.best_path)
     return {"accuracy": test["accuracy"], "loss": test["loss"], "test_samples": test["samples"]}
-
-
-def plot_curves(history: list[dict[str, Any]], path: Path) -> Path | None:
-    """Loss and accuracy per epoch as a PNG (matplotlib, headless)."""
-    if not history:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [h["epoch"] for h in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5))
-    ax_loss.plot(epochs, [h["train_loss"] for h in history], marker="o", label="train")
-    ax_acc.plot(epochs, [h["train_accuracy"] for h in history], marker="o", label="train")
-    if "val_loss" in history[0]:
-        ax_loss.plot(epochs, [h["val_loss"] for h in history], marker="o", label="validation")
-        ax_acc.plot(epochs, [h["val_accuracy"] for h in history], marker="o", label="validation")
-    for ax, title in ((ax_loss, "loss"), (ax_acc, "accuracy")):
-        ax.set_xlabel("epoch")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
-    plt.close(fig)
-    return path
 
 
 def checkpoint_factory(
