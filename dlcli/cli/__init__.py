@@ -46,7 +46,7 @@ def _root(
 
 
 def _register() -> None:
-    from dlcli.cli import benchmark, distill, evaluate, export, finetune, info, prune, quantize, train
+    from dlcli.cli import benchmark, compare, distill, evaluate, export, finetune, info, predict, prune, quantize, train
 
     app.command("train", no_args_is_help=False)(train.train)
     app.command("eval")(evaluate.eval_command)
@@ -57,6 +57,8 @@ def _register() -> None:
     app.command("datasets")(info.datasets)
     app.command("export")(export.export)
     app.command("benchmark")(benchmark.benchmark)
+    app.command("compare")(compare.compare)
+    app.command("predict")(predict.predict)
     app.command("prune")(prune.prune)
     app.command("quantize")(quantize.quantize)
 

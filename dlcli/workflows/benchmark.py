@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from dlcli.checkpoint import atomic_write
-from dlcli.console import Console, result
+from dlcli.console import Console, result, short_labels
 from dlcli.data.dataset import Dataset
 from dlcli.errors import InputFileError, UsageError, WorkError
 from dlcli.export.environment import available_cores, busy_warning, environment, fingerprint
@@ -226,7 +226,7 @@ def _torch_threads(threads: int) -> Iterator[None]:
 
 def _show_table(rows: list[dict[str, Any]], console: Console) -> None:
     """The device column only when rows differ in it (the machine line above names it)."""
-    labels = _short_labels([r["artifact"] for r in rows])
+    labels = short_labels([r["artifact"] for r in rows])
     with_device = len({r["device"] for r in rows}) > 1
     columns = ["artifact", "runtime", *(["device"] if with_device else []), "batch", "p50 ms", "p90 ms", "p99 ms",
                "samples/s", "MB", "params", "accuracy"]
@@ -237,13 +237,6 @@ def _show_table(rows: list[dict[str, Any]], console: Console) -> None:
          f"{r['accuracy']:.2%}" if r["accuracy"] is not None else None]
         for r in rows
     ])
-
-
-def _short_labels(paths: list[str]) -> dict[str, str]:
-    """File names when they are unique (the table is narrow), else the last two path parts."""
-    names = {p: Path(p).name for p in paths}
-    unique = len(set(names.values())) == len(set(paths))
-    return names if unique else {p: str(Path(*Path(p).parts[-2:])) for p in paths}
 
 
 def _file_head(path: Path) -> bytes:
@@ -269,4 +262,4 @@ def _write_csv(rows: list[dict[str, Any]], path: Path, force: bool) -> Path:
 def _write_plot(rows: list[dict[str, Any]], path: Path, force: bool) -> Path:
     from dlcli.plots import plot_latency
 
-    return plot_latency(rows, _short_labels([r["artifact"] for r in rows]), path, force)
+    return plot_latency(rows, short_labels([r["artifact"] for r in rows]), path, force)
