@@ -24,7 +24,7 @@ app = typer.Typer(
     help="Train, compress, export and benchmark PyTorch models. Results go to stdout, progress to stderr.",
     context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain help: Rich-formatted help costs ~0.17 s of the 0.3 s budget
 )
