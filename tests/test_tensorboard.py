@@ -67,3 +67,13 @@ def test_a_model_that_does_not_trace_is_skipped_with_a_note(tmp_path: Path) -> N
     with SummaryWriter(str(tmp_path)) as writer:
         note = add_graph(writer, Branchy().train(), torch.ones(1, 3))
     assert note is not None and note.startswith("tensorboard: model graph skipped")
+
+
+def test_prune_recovery_logs_too(cli, trained_checkpoint: Path, tmp_path: Path) -> None:
+    result = cli("prune", trained_checkpoint, "--method", "channel", "--amount", "0.5", "--finetune-epochs", "1",
+                 "--data", "mnist-sample", "--train-samples", "300", "--no-latency", "--tensorboard",
+                 "--out", tmp_path / "pruned.pt", "--json", "-q")
+    assert result.code == 0, result.err
+    events = _events(Path(result.json()["run_dir"]) / "tensorboard")
+    assert [e.step for e in events.Scalars("epoch/train_loss")] == [1]
+    assert events.Graph().node  # the pruned (smaller) model traces too
