@@ -48,6 +48,8 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> Path | None:
     if not history:
         return None
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_acc, ax_lr) = plt.subplots(1, 3, figsize=(12, 3.5))
     for split, prefix in (("train", "train_"), ("validation", "val_")):
@@ -60,6 +62,7 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> Path | None:
     for ax, title, ylabel in ((ax_loss, "loss", "loss (cross-entropy)"), (ax_acc, "accuracy", "accuracy"),
                               (ax_lr, "learning rate", "learning rate at epoch end")):
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.grid(alpha=0.3)
