@@ -136,6 +136,12 @@ def lineage_entry(step: str, source: str | Path | None = None, **details: Any) -
     return entry
 
 
+def lineage_rows(lineage: list[dict[str, Any]]) -> list[list[Any]]:
+    """The lineage as table rows (step, time, the step's other details), for `info` and `compare`."""
+    return [[e.get("step"), e.get("time"), {k: v for k, v in e.items() if k not in ("step", "time")}]
+            for e in lineage]
+
+
 def _payload(ckpt: Checkpoint) -> dict[str, Any]:
     data = asdict(ckpt)
     state = {k: v.detach().cpu().contiguous() for k, v in ckpt.state_dict.items()}

@@ -75,6 +75,8 @@ class TrainConfig:
     """Skip and count batches whose loss is NaN/inf instead of stopping the run."""
     sync_bn: bool = False
     """Distributed runs: synchronise BatchNorm statistics across processes (SyncBatchNorm)."""
+    tensorboard: bool = False
+    """Write TensorBoard event files (scalars, hyperparameters, graph) into RUN/tensorboard/."""
 
     def validate(self) -> TrainConfig:
         """Every field's type and range (declared beside it: `check(...)` metadata and the annotation),
@@ -83,6 +85,8 @@ class TrainConfig:
             self.augment = [self.augment]
         validate_fields(self, flag_name)
         self._check_names()
+        if self.tensorboard:
+            require_tensorboard()
         return self
 
     def _check_names(self) -> None:
@@ -110,6 +114,15 @@ class TrainConfig:
 def flag_name(field_name: str) -> str:
     """The flag a config field is given with: batch_size -> --batch-size."""
     return "--" + field_name.replace("_", "-")
+
+
+def require_tensorboard() -> None:
+    """--tensorboard without the optional package fails in one line (exit 2) before any work; found
+    without importing it, so a config check stays cheap."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        raise UsageError("--tensorboard needs the tensorboard package: pip install 'dlcli[tensorboard]'")
 
 
 def field_names(cls: type) -> list[str]:

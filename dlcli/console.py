@@ -52,6 +52,15 @@ class Console:
         self.rich.print(table)
 
 
+def short_labels(paths: list[str]) -> dict[str, str]:
+    """File names when they are unique (tables are narrow), else the last two path parts."""
+    from pathlib import Path
+
+    names = {p: Path(p).name for p in paths}
+    unique = len(set(names.values())) == len(set(paths))
+    return names if unique else {p: str(Path(*Path(p).parts[-2:])) for p in paths}
+
+
 def format_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"

@@ -105,6 +105,8 @@ TRAINING_OPTIONS = [
          help="Skip and count batches with a NaN/inf loss instead of stopping.", show_default="stop"),
     _opt("sync_bn", bool | None, "--sync-bn/--no-sync-bn",
          help="Distributed runs: synchronise BatchNorm statistics across processes.", show_default="off"),
+    _opt("tensorboard", bool | None, "--tensorboard/--no-tensorboard",
+         help="TensorBoard event files in RUN/tensorboard (needs dlcli[tensorboard]).", show_default="off"),
 ]
 
 ResumeOpt = Annotated[str | None, typer.Option(

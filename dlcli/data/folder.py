@@ -100,17 +100,23 @@ def _scan(folder: Path, classes: list[str], every_class: bool) -> list[_Entry]:
 
 def _load(entries: list[_Entry], mode: str, size: tuple[int, int]) -> Split:
     """Decode, convert and resize a split into uint8 (N, C, H, W) plus int64 labels."""
-    image = _pillow()
     channels = 1 if mode == "L" else 3
     x = np.empty((len(entries), channels, size[1], size[0]), dtype=np.uint8)
     for i, entry in enumerate(entries):
-        with _guard(entry.path), image.open(entry.path) as img:
-            converted = img.convert(mode)
-            if converted.size != size:
-                converted = converted.resize(size, image.Resampling.BILINEAR)
-            pixels = np.asarray(converted, dtype=np.uint8)
-        x[i] = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
+        x[i] = read_image(entry.path, mode, size)
     return Split(x, np.array([e.label for e in entries], dtype=np.int64))
+
+
+def read_image(path: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
+    """One image as uint8 (C, H, W) in `mode` (L or RGB), bilinearly resized to `size` (width, height)
+    when it differs: how every folder-dataset image is read, and so how `dlcli predict` reads one."""
+    image = _pillow()
+    with _guard(path), image.open(path) as img:
+        converted = img.convert(mode)
+        if converted.size != size:
+            converted = converted.resize(size, image.Resampling.BILINEAR)
+        pixels = np.asarray(converted, dtype=np.uint8)
+    return pixels[None] if mode == "L" else pixels.transpose(2, 0, 1)
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from dlcli.console import Console, result
 from dlcli.data.dataset import Dataset
 from dlcli.data.tensors import TensorSplit, to_tensor_split
 from dlcli.device import describe_device, prefers_channels_last, resolve_device
-from dlcli.engine import evaluate
+from dlcli.engine.metrics import evaluate_by_class
 from dlcli.errors import UsageError
 from dlcli.losses import make_loss
 from dlcli.workflows.training import eval_batches, load_data
@@ -44,12 +44,14 @@ def evaluation_split(dataset: Dataset, device: torch.device, console: Console) -
 
 def run(
     artifact: Path, data: str | None, data_dir: str | None, device_name: str, console: Console,
+    plot: Path | None = None, force: bool = False,
 ) -> dict[str, Any]:
+    """Metrics of `artifact` on the evaluation split, per class too; `plot` draws the confusion matrix."""
     start = time.perf_counter()
     if artifact.suffix.lower() == ".onnx":
         from dlcli.workflows.evaluate_onnx import run as run_onnx
 
-        return run_onnx(artifact, data, data_dir, device_name, console)
+        return run_onnx(artifact, data, data_dir, device_name, console, plot, force)
     ckpt = load_checkpoint(artifact)
     device = resolve_device(device_name)
     console.info(f"device: {describe_device(device)}")
@@ -60,8 +62,31 @@ def run(
     channels_last = prefers_channels_last(device, dataset.input_shape)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    metrics = evaluate(model, eval_batches(split, channels_last), make_loss("cross-entropy"))
+    metrics, report = evaluate_by_class(model, eval_batches(split, channels_last), make_loss("cross-entropy"),
+                                        dataset.classes)
+    extra = report_classes(artifact, dataset, metrics, report, console, plot, force)
+    return result("eval", extra.get("plot"), metrics, str(device), time.perf_counter() - start,
+                  checkpoint=str(artifact), data=dataset.name, **extra)
+
+
+def report_classes(
+    artifact: Path, dataset: Dataset, metrics: dict[str, Any], report: dict[str, Any], console: Console,
+    plot: Path | None, force: bool,
+) -> dict[str, Any]:
+    """The summary line, the per-class table and, when asked, the confusion-matrix PNG; returns what
+    --json adds to the metrics (per-class rows, the matrix, the plot's path)."""
     console.info(f"{artifact}: accuracy {metrics['accuracy']:.2%}  loss {metrics['loss']:.4f}  "
                  f"on {metrics['samples']} samples of {dataset.name}")
-    return result("eval", None, metrics, str(device), time.perf_counter() - start,
-                  checkpoint=str(artifact), data=dataset.name)
+    rows = [[r["class"], f"{r['precision']:.2%}", f"{r['recall']:.2%}", f"{r['f1']:.2%}", r["support"]]
+            for r in report["per_class"]]
+    rows.append(["macro average", *(f"{metrics[f'macro_{k}']:.2%}" for k in ("precision", "recall", "f1")),
+                 metrics["samples"]])
+    console.table("per class", ["class", "precision", "recall", "F1", "support"], rows)
+    if plot is None:
+        return report
+    from dlcli.plots import plot_confusion
+
+    title = f"{artifact.name} on {dataset.name}: accuracy {metrics['accuracy']:.2%}"
+    path = plot_confusion(report["confusion_matrix"], dataset.classes, plot, title, force)
+    console.info(f"confusion matrix: {path}")
+    return {**report, "plot": str(path)}

@@ -18,11 +18,12 @@ from dlcli.console import Console, result
 from dlcli.data.dataset import Dataset
 from dlcli.data.tensors import TensorSplit
 from dlcli.engine import evaluate
+from dlcli.engine.metrics import evaluate_by_class
 from dlcli.errors import UsageError
 from dlcli.export.metadata import check_against_graph, read_metadata
 from dlcli.export.runtime import load_onnx, ort_session, predict, session_device
 from dlcli.losses import make_loss
-from dlcli.workflows.evaluate import check_compatible, evaluation_split
+from dlcli.workflows.evaluate import check_compatible, evaluation_split, report_classes
 from dlcli.workflows.training import eval_batches, load_data
 
 
@@ -76,7 +77,8 @@ def load_for_eval(
 
 
 def run(
-    artifact: Path, data: str | None, data_dir: str | None, device: str, console: Console
+    artifact: Path, data: str | None, data_dir: str | None, device: str, console: Console,
+    plot: Path | None = None, force: bool = False,
 ) -> dict[str, Any]:
     """`device` picks onnxruntime's execution provider: auto takes CUDA when this onnxruntime has it,
     cuda without it is an error rather than a silent CPU run."""
@@ -84,8 +86,8 @@ def run(
     session, dataset = load_for_eval(artifact, data, data_dir, console, device)
     console.info(f"runtime: onnxruntime {session.get_providers()[0]}")
     split = evaluation_split(dataset, torch.device("cpu"), console)
-    metrics = onnx_metrics(session, split)
-    console.info(f"{artifact}: accuracy {metrics['accuracy']:.2%}  loss {metrics['loss']:.4f}  "
-                 f"on {metrics['samples']} samples of {dataset.name}")
-    return result("eval", None, metrics, session_device(session), time.perf_counter() - start, checkpoint=str(artifact),
-                  data=dataset.name, runtime="onnxruntime")
+    metrics, report = evaluate_by_class(OnnxModule(session), eval_batches(split, False), make_loss("cross-entropy"),
+                                        dataset.classes)
+    extra = report_classes(artifact, dataset, metrics, report, console, plot, force)
+    return result("eval", extra.get("plot"), metrics, session_device(session), time.perf_counter() - start,
+                  checkpoint=str(artifact), data=dataset.name, runtime="onnxruntime", **extra)

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dlcli.checkpoint import load_checkpoint
+from dlcli.checkpoint import lineage_rows, load_checkpoint
 from dlcli.console import Console, result
 from dlcli.errors import UsageError
 
@@ -40,10 +40,7 @@ def describe_artifact(path: Path, console: Console) -> dict[str, Any]:
     if ckpt.metrics:
         console.table("metrics", ["metric", "value"], [[k, v] for k, v in ckpt.metrics.items()])
     if ckpt.lineage:
-        console.table("lineage", ["step", "time", "details"], [
-            [e.get("step"), e.get("time"), {k: v for k, v in e.items() if k not in ("step", "time")}]
-            for e in ckpt.lineage
-        ])
+        console.table("lineage", ["step", "time", "details"], lineage_rows(ckpt.lineage))
     return result("info", None, ckpt.metrics, None, time.perf_counter() - start, path=str(path), **details)
 
 

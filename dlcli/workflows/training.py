@@ -29,6 +29,7 @@ from dlcli.engine.state import capture_rng, restore_rng
 from dlcli.errors import Interrupted, UsageError
 from dlcli.losses import make_loss
 from dlcli.optim import make_optimizer, make_scheduler, parameter_groups
+from dlcli.plots import plot_curves
 from dlcli.signals import GracefulStop
 
 EVAL_BATCH = 1000
@@ -258,13 +259,20 @@ def run_fit(
     batches = train_batches(cfg, data, channels_last)
     optimizer, scheduler = build_optimizer(cfg, model, len(batches), epochs, setup.optimizer_groups, setup.resume)
     eval_loss = make_loss("cross-entropy")
+    progress = make_progress(console) if ctx.is_main else NullProgress()
+    if cfg.tensorboard and ctx.is_main:
+        from dlcli.engine.tensorboard import tensorboard_progress
+
+        example = next(iter(batches.epoch(0)))[0][:1]
+        progress = tensorboard_progress(progress, writer.out_dir / "tensorboard", cfg, model, optimizer, example,
+                                        batches.samples_per_epoch() * ctx.world, console)
     trainer = Trainer(
         model=wrap_model(model, device, cfg.sync_bn), task=setup.task, train_batches=batches,
         val_batches=eval_batches(data.val, channels_last) if data.val is not None else None,
         optimizer=optimizer, scheduler=scheduler, device=device, eval_loss=eval_loss,
         options=LoopOptions(epochs, cfg.patience, cfg.precision, cfg.save_every, cfg.skip_nonfinite),
         eval_model=model, scaler=make_scaler(cfg.precision, device, setup.resume),
-        progress=make_progress(console) if ctx.is_main else NullProgress(),
+        progress=progress,
         callbacks=writer,
         train_mode=setup.train_mode or nn.Module.train, reduce=ctx.reduce_sum,
     )
@@ -319,33 +327,6 @@ def finish_run(
     best.metrics.update({"test_accuracy": test["accuracy"], "test_loss": test["loss"]})
     save_checkpoint(best, writer.best_path)
     return {"accuracy": test["accuracy"], "loss": test["loss"], "test_samples": test["samples"]}
-
-
-def plot_curves(history: list[dict[str, Any]], path: Path) -> Path | None:
-    """Loss and accuracy per epoch as a PNG (matplotlib, headless)."""
-    if not history:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [h["epoch"] for h in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5))
-    ax_loss.plot(epochs, [h["train_loss"] for h in history], marker="o", label="train")
-    ax_acc.plot(epochs, [h["train_accuracy"] for h in history], marker="o", label="train")
-    if "val_loss" in history[0]:
-        ax_loss.plot(epochs, [h["val_loss"] for h in history], marker="o", label="validation")
-        ax_acc.plot(epochs, [h["val_accuracy"] for h in history], marker="o", label="validation")
-    for ax, title in ((ax_loss, "loss"), (ax_acc, "accuracy")):
-        ax.set_xlabel("epoch")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
-    plt.close(fig)
-    return path
 
 
 def checkpoint_factory(
