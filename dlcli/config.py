@@ -65,6 +65,11 @@ class TrainConfig:
     """fp32, bf16 or fp16 autocast."""
     channels_last: bool | None = None
     """Channels-last memory format for conv models; default: on for cpu and cuda."""
+    stream: bool | None = None
+    """Decode a folder dataset from disk batch by batch instead of loading it into memory; default: on
+    for folders over 256 MiB of decoded pixels."""
+    workers: int | None = None
+    """DataLoader worker processes that decode streamed data (0: the main process); default 2."""
 
     def validate(self) -> TrainConfig:
         checks = [
@@ -76,6 +81,7 @@ class TrainConfig:
             (0 <= self.label_smoothing < 1, "--label-smoothing must be in [0, 1)."),
             (0 <= self.val_split < 1, "--val-split must be in [0, 1)."),
             (self.patience is None or self.patience >= 1, "--patience must be at least 1."),
+            (self.workers is None or self.workers >= 0, f"--workers must be 0 or more, got {self.workers}."),
             (self.precision in ("fp32", "bf16", "fp16"),
              f"--precision must be fp32, bf16 or fp16, not {self.precision!r}."),
         ]

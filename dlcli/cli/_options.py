@@ -98,6 +98,10 @@ TRAINING_OPTIONS = [
     _opt("precision", str | None, "--precision", help="fp32, bf16 or fp16 autocast.", show_default="fp32"),
     _opt("channels_last", bool | None, "--channels-last/--no-channels-last",
          help="Channels-last memory format.", show_default="auto"),
+    _opt("stream", bool | None, "--stream/--no-stream",
+         help="Decode a folder dataset from disk batch by batch (default: folders over 256 MiB decoded)."),
+    _opt("workers", int | None, "--workers", help="Processes decoding streamed data (0: main process).",
+         show_default="2"),
 ]
 
 

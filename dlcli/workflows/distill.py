@@ -10,7 +10,7 @@ fair way to say what distillation bought.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -164,7 +164,7 @@ def train_baseline(cfg: TrainConfig, opts: DistillOptions, data, out_dir: Path, 
     """The same student, seed, data order and budget, trained without the teacher."""
     console.info("baseline: the same student trained alone with the same budget")
     generator = seed_everything(cfg.seed)
-    plain = type(data)(data.dataset, TensorSplit(data.train.x, data.train.y, data.train.scale), data.val, data.test)
+    plain = type(data)(data.dataset, replace(data.train, extras=()), data.val, data.test)  # in memory or streamed
     student, name, args = build_student(opts, cfg, data.dataset)
     job = TrainingJob(command="train", model=student.to(device), model_name=name, model_args=args,
                       task=ClassificationTask(make_loss(cfg.loss, cfg.label_smoothing), cfg.l1),
