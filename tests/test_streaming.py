@@ -74,6 +74,18 @@ def test_streamed_batches_equal_in_memory(image_folder: Path, workers: int, opti
     assert_same_epochs(Batches(memory, **kw), StreamBatches(streamed, **kw), start=start)
 
 
+def test_resuming_mid_epoch_decodes_only_the_remaining_batches(
+    image_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, streamed = both(image_folder, workers=0)
+    decoded = []
+    real = folder.LazyImages.decode
+    monkeypatch.setattr(folder.LazyImages, "decode", lambda self, i: decoded.append(i) or real(self, i))
+    batches = StreamBatches(streamed, 5, shuffle=True, seed=4)
+    got = list(batches.epoch(1, start=len(batches) - 2))
+    assert len(got) == 2 and len(decoded) == sum(len(b[1]) for b in got) == 5 + len(streamed) % 5
+
+
 def test_validation_and_train_samples_pick_the_same_samples(image_folder: Path) -> None:
     memory, streamed = both(image_folder, workers=0)
     picked = []
