@@ -69,7 +69,8 @@ class TrainConfig:
     """Decode a folder dataset from disk batch by batch instead of loading it into memory; default: on
     for folders over 256 MiB of decoded pixels."""
     workers: int | None = None
-    """DataLoader worker processes that decode streamed data (0: the main process); default 2."""
+    """DataLoader worker processes that decode streamed data (0: the main process); default: the
+    cores beyond two, at most 2."""
 
     def validate(self) -> TrainConfig:
         checks = [

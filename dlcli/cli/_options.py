@@ -101,7 +101,7 @@ TRAINING_OPTIONS = [
     _opt("stream", bool | None, "--stream/--no-stream",
          help="Decode a folder dataset from disk batch by batch (default: folders over 256 MiB decoded)."),
     _opt("workers", int | None, "--workers", help="Processes decoding streamed data (0: main process).",
-         show_default="2"),
+         show_default="cores beyond 2, at most 2"),
 ]
 
 

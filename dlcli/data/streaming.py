@@ -29,10 +29,12 @@ from dlcli.errors import InputFileError, UsageError
 if TYPE_CHECKING:
     from dlcli.data.folder import LazyImages
 
-DEFAULT_WORKERS = 2
-"""Worker processes when --workers is not given; see README "Data larger than memory" for the
-measurement behind it (on 2 cores, 2 workers beat 0 and 1; more cores make more workers useful, but
-each costs memory, so the default stays small and --workers raises it)."""
+MAX_DEFAULT_WORKERS = 2
+"""Without --workers, streamed data gets one worker per core beyond the two that training's own
+threads keep busy, at most this many. Measured on the 2-core development machine (README, "Data
+larger than memory"): 1 and 2 workers trained no faster than decoding in the main process (training
+compute dominates, and every core is already in use) while each worker adds about 250 MB of resident
+memory, so 2 cores get 0; with spare cores, workers decode while the main process trains."""
 
 PREFETCH_FACTOR = 4
 """Batches each worker decodes ahead; enough to ride out a slow file without holding many batches."""
@@ -49,7 +51,7 @@ class StreamSplit:
     y: torch.Tensor
     scale: float
     extras: tuple[torch.Tensor, ...] = field(default_factory=tuple)
-    workers: int = DEFAULT_WORKERS
+    workers: int = 0
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -147,7 +149,7 @@ def make_batches(split: TensorSplit | StreamSplit, batch_size: int, **options: A
 
 def resolve_workers(workers: int | None) -> int:
     if workers is None:
-        return min(DEFAULT_WORKERS, os.cpu_count() or 1)
+        return min(MAX_DEFAULT_WORKERS, max(0, (os.cpu_count() or 1) - 2))
     if workers < 0:
         raise UsageError(f"--workers must be 0 or more, got {workers}.")
     return workers
