@@ -77,6 +77,12 @@ class TrainConfig:
     """Distributed runs: synchronise BatchNorm statistics across processes (SyncBatchNorm)."""
     tensorboard: bool = False
     """Write TensorBoard event files (scalars, hyperparameters, graph) into RUN/tensorboard/."""
+    stream: bool | None = None
+    """Decode a folder dataset from disk batch by batch instead of loading it into memory; default: on
+    for folders over 256 MiB of decoded pixels."""
+    workers: int | None = field(default=None, metadata=check(ge=0))
+    """DataLoader worker processes that decode streamed data (0: the main process); default: the
+    cores beyond two, at most 2."""
 
     def validate(self) -> TrainConfig:
         """Every field's type and range (declared beside it: `check(...)` metadata and the annotation),

@@ -107,6 +107,10 @@ TRAINING_OPTIONS = [
          help="Distributed runs: synchronise BatchNorm statistics across processes.", show_default="off"),
     _opt("tensorboard", bool | None, "--tensorboard/--no-tensorboard",
          help="TensorBoard event files in RUN/tensorboard (needs dlcli[tensorboard]).", show_default="off"),
+    _opt("stream", bool | None, "--stream/--no-stream",
+         help="Decode a folder dataset from disk batch by batch (default: folders over 256 MiB decoded)."),
+    _opt("workers", int | None, "--workers", help="Processes decoding streamed data (0: main process).",
+         show_default="cores beyond 2, at most 2"),
 ]
 
 ResumeOpt = Annotated[str | None, typer.Option(

@@ -9,9 +9,8 @@ fair way to say what distillation bought.
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -148,8 +147,8 @@ def train_baseline(cfg: TrainConfig, opts: DistillOptions, data, out_dir: Path, 
     """The same student, seed, data order and budget, trained without the teacher."""
     console.info("baseline: the same student trained alone with the same budget")
     seed_everything(cfg.seed)
-    cfg = dataclasses.replace(cfg, resume=None)  # --resume continues the distilled run, not this one
-    plain = type(data)(data.dataset, TensorSplit(data.train.x, data.train.y, data.train.scale), data.val, data.test)
+    cfg = replace(cfg, resume=None)  # --resume continues the distilled run, not this one
+    plain = type(data)(data.dataset, replace(data.train, extras=()), data.val, data.test)  # in memory or streamed
     student, name, args, history = build_student(opts, cfg, data.dataset)
     job = TrainingJob(command="train", model=student.to(device), model_name=name, model_args=args,
                       task=ClassificationTask(make_loss(cfg.loss, cfg.label_smoothing), cfg.l1),

@@ -12,7 +12,8 @@ import torch
 from dlcli.checkpoint import load_checkpoint
 from dlcli.console import Console, result
 from dlcli.data.dataset import Dataset
-from dlcli.data.tensors import TensorSplit, to_tensor_split
+from dlcli.data.streaming import StreamSplit, to_device_split
+from dlcli.data.tensors import TensorSplit
 from dlcli.device import describe_device, prefers_channels_last, resolve_device
 from dlcli.engine.metrics import evaluate_by_class
 from dlcli.errors import UsageError
@@ -34,11 +35,11 @@ def check_compatible(dataset: Dataset, input_shape: list[int], classes: list[str
         )
 
 
-def evaluation_split(dataset: Dataset, device: torch.device, console: Console) -> TensorSplit:
+def evaluation_split(dataset: Dataset, device: torch.device, console: Console) -> TensorSplit | StreamSplit:
     """The evaluation split as tensors on `device`; only that split is moved there."""
     if dataset.test is None:
         console.warn(f"{dataset.name} has no test split; evaluating on its training data.")
-    return to_tensor_split(dataset.evaluation, dataset.input_scale(), device)
+    return to_device_split(dataset.evaluation, dataset.input_scale(), device)  # streamed when lazy
 
 
 

@@ -1,7 +1,7 @@
 """`dlcli predict`: top-k classes per input for image files, folders of images and CSV rows.
 
 Inputs are read exactly as the model's training data was: images through the folder-dataset reader
-(`dlcli.data.folder.read_image`: grey or RGB by the model's channel count, bilinear resize to its
+(`dlcli.data.folder.decode_image`: grey or RGB by the model's channel count, bilinear resize to its
 input size, pixels scaled to [0, 1]); CSV rows through the csv-dataset rules (numeric features in
 file order, the label column dropped when present). Normalization is inside the model (checkpoint and
 ONNX alike), so nothing else is applied. Results stream: each input is reported as soon as it is done.
@@ -104,12 +104,12 @@ def read_inputs(paths: list[Path], input_shape: list[int]) -> Iterator[tuple[str
 
 
 def _image(path: Path, input_shape: list[int]) -> np.ndarray:
-    from dlcli.data.folder import read_image
+    from dlcli.data.folder import decode_image
 
     if len(input_shape) != 3:
         raise UsageError(f"the model takes {input_shape[0]} features per row, not images; give a .csv file.")
     channels, height, width = input_shape
-    pixels = read_image(path, "L" if channels == 1 else "RGB", (width, height))
+    pixels = decode_image(path, "L" if channels == 1 else "RGB", (width, height))
     return pixels.astype(np.float32) / np.float32(255.0)
 
 

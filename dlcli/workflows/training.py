@@ -19,7 +19,8 @@ from dlcli.config import TrainConfig, dump_yaml
 from dlcli.console import Console
 from dlcli.data.augment import make_augment
 from dlcli.data.dataset import Dataset
-from dlcli.data.tensors import Batches, TensorSplit, carve_validation, dataset_splits, limit_samples
+from dlcli.data.streaming import device_splits, make_batches
+from dlcli.data.tensors import Batches, TensorSplit, carve_validation, limit_samples
 from dlcli.device import prefers_channels_last
 from dlcli.distributed import current as current_dist
 from dlcli.distributed import wrap_model
@@ -44,12 +45,14 @@ class PreparedData:
     test: TensorSplit | None
 
 
-def load_data(spec: str, data_dir: str | None, console: Console, test_only: bool = False) -> Dataset:
+def load_data(
+    spec: str, data_dir: str | None, console: Console, test_only: bool = False, stream: bool | None = None,
+) -> Dataset:
     """The dataset, announced on stderr; `test_only` for commands that only evaluate (see
     `load_dataset`)."""
     from dlcli.data.catalog import load_dataset
 
-    dataset = load_dataset(spec, data_dir=data_dir, progress=not console.quiet, test_only=test_only)
+    dataset = load_dataset(spec, data_dir=data_dir, progress=not console.quiet, test_only=test_only, stream=stream)
     sizes = f"test {len(dataset.test) if dataset.test else 0}"
     if len(dataset.train) or not test_only:
         sizes = f"train {len(dataset.train)}  {sizes}"
@@ -62,8 +65,8 @@ def prepare_data(
     dataset: Dataset | None = None,
 ) -> PreparedData:
     """Load the dataset, carve the seeded validation split and apply --train-samples."""
-    dataset = dataset or load_data(cfg.data, cfg.data_dir, console)
-    train, test = dataset_splits(dataset, device)
+    dataset = dataset or load_data(cfg.data, cfg.data_dir, console, stream=cfg.stream)
+    train, test = device_splits(dataset, device, cfg.workers)  # lazy (large folder) splits stream
     train, val = carve_validation(train, cfg.val_split, generator)
     train = limit_samples(train, cfg.train_samples, generator)
     return PreparedData(dataset, train, val, test)
@@ -89,8 +92,8 @@ def train_batches(cfg: TrainConfig, data: PreparedData, channels_last: bool) -> 
     if augment is not None and not data.dataset.is_image:
         raise UsageError("--augment applies to image data only.")
     ctx = current_dist()
-    return Batches(data.train, per_rank_batch(cfg.batch_size, ctx.world), shuffle=True, seed=cfg.seed,
-                   transform=augment, channels_last=channels_last, rank=ctx.rank, world=ctx.world)
+    return make_batches(data.train, per_rank_batch(cfg.batch_size, ctx.world), shuffle=True, seed=cfg.seed,
+                        transform=augment, channels_last=channels_last, rank=ctx.rank, world=ctx.world)
 
 
 def per_rank_batch(batch_size: int, world: int) -> int:
@@ -104,7 +107,7 @@ def per_rank_batch(batch_size: int, world: int) -> int:
 
 
 def eval_batches(split: TensorSplit, channels_last: bool) -> Batches:
-    return Batches(split, EVAL_BATCH, channels_last=channels_last)
+    return make_batches(split, EVAL_BATCH, channels_last=channels_last)
 
 
 def build_optimizer(
