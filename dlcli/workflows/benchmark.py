@@ -72,6 +72,15 @@ class Artifact:
     accuracy: Callable[[Dataset, Console], dict[str, float]]
 
 
+def announce_timing(method: str, console: Console) -> None:
+    """Say how latency will be measured, and warn when other work is keeping the cores busy (the
+    figures would then be inflated); benchmark and frontier both begin their timing with it."""
+    console.info(method)
+    warning = busy_warning()
+    if warning:
+        console.warn(warning)
+
+
 def parse_batch_sizes(text: str) -> list[int]:
     try:
         sizes = [int(p) for p in text.split(",") if p.strip()]
@@ -90,10 +99,7 @@ def run(cfg: BenchmarkConfig, console: Console) -> dict[str, Any]:
     env = environment(threads)
     console.info(f"machine: {env['cpu']} ({' '.join(env['isa']) or 'no ISA flags found'}), "
                  f"gpu {env['gpu'] or 'none'}, {threads} threads")
-    console.info(method)
-    warning = busy_warning()
-    if warning:
-        console.warn(warning)
+    announce_timing(method, console)
     with _torch_threads(threads), torch.inference_mode():
         dataset = _load_data(cfg, console)
         metrics = [artifact.accuracy(dataset, console) if dataset is not None else {} for artifact in artifacts]

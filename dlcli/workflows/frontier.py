@@ -188,19 +188,15 @@ def measure(
     """Accuracy and interleaved latency of every variant, as `dlcli benchmark` measures them."""
     import torch
 
-    from dlcli.export.environment import busy_warning
     from dlcli.export.timing import describe_method
-    from dlcli.workflows.benchmark import POOL_SIZE, BenchmarkConfig, open_artifact, time_all
+    from dlcli.workflows.benchmark import POOL_SIZE, BenchmarkConfig, announce_timing, open_artifact, time_all
 
     bench = BenchmarkConfig(artifacts=[b.artifact for b in built.values()], batch_sizes=list(BATCH_SIZES),
                             threads=threads, warmup=cfg.warmup, iters=cfg.iters, device="cpu", rounds=cfg.rounds)
     method = describe_method(cfg.warmup, cfg.iters, None, rounds=cfg.rounds)
     console.info(f"measuring {len(built)} variants: test accuracy on {dataset.name}, latency on onnxruntime CPU, "
                  f"{threads} threads")
-    console.info(method)
-    warning = busy_warning()
-    if warning:
-        console.warn(warning)
+    announce_timing(method, console)
     artifacts = [open_artifact(path, bench, threads) for path in bench.artifacts]
     with torch.inference_mode():
         accuracy = [a.accuracy(dataset, console)["accuracy"] for a in artifacts]
