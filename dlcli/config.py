@@ -65,6 +65,8 @@ class TrainConfig:
     """fp32, bf16 or fp16 autocast."""
     channels_last: bool | None = None
     """Channels-last memory format for conv models; default: on for cpu and cuda."""
+    threads: int | None = None
+    """CPU threads (PyTorch intra-op); default: the cores no other process is busy on at start."""
 
     def validate(self) -> TrainConfig:
         checks = [
@@ -76,6 +78,7 @@ class TrainConfig:
             (0 <= self.label_smoothing < 1, "--label-smoothing must be in [0, 1)."),
             (0 <= self.val_split < 1, "--val-split must be in [0, 1)."),
             (self.patience is None or self.patience >= 1, "--patience must be at least 1."),
+            (self.threads is None or self.threads >= 1, f"--threads must be at least 1, got {self.threads}."),
             (self.precision in ("fp32", "bf16", "fp16"),
              f"--precision must be fp32, bf16 or fp16, not {self.precision!r}."),
         ]

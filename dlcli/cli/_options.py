@@ -44,6 +44,14 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite outputs dlcli
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML or YAML file of options (flags override it).")
 ]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option("--threads", help="CPU threads for PyTorch and onnxruntime. Default: the cores no other "
+                 "process is busy on when the command starts (at least 1).", show_default="free cores"),
+]
+MeasureThreadsOpt = Annotated[
+    int | None, typer.Option("--threads", help="CPU threads for PyTorch and onnxruntime while measuring.",
+                             show_default="all cores")]
 PrintConfigOpt = Annotated[bool, typer.Option("--print-config", help="Print the resolved config and exit.")]
 
 
@@ -106,6 +114,7 @@ COMMON_OPTIONS = [
     inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
     for name, annotation, default in (
         ("data", DataOpt, None), ("data_dir", DataDirOpt, None), ("device", DeviceOpt, None),
+        ("threads", ThreadsOpt, None),
         ("force", ForceOpt, False), ("config", ConfigOpt, None), ("print_config", PrintConfigOpt, False),
         ("json_output", JsonOpt, False), ("quiet", QuietOpt, False),
     )
@@ -154,7 +163,7 @@ def with_training_options(func: Callable[..., Any]) -> Callable[..., Any]:
         flags = {p.name: kwargs.pop(p.name) for p in TRAINING_OPTIONS}
         data_dir, device = kwargs.pop("data_dir"), kwargs.pop("device")
         flags.update(data=kwargs.pop("data"), data_dir=str(data_dir) if data_dir else None,
-                     device=device.value if device else None)
+                     device=device.value if device else None, threads=kwargs.pop("threads"))
         given = TrainingInvocation(flags, kwargs.pop("config"), kwargs.pop("print_config"), kwargs.pop("force"),
                                    kwargs.pop("json_output"), kwargs.pop("quiet"))
         return func(**kwargs, given=given)

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from dlcli.cli._options import DataDirOpt, DataOpt, DeviceOpt, JsonOpt, QuietOpt
+from dlcli.cli._options import DataDirOpt, DataOpt, DeviceOpt, JsonOpt, QuietOpt, ThreadsOpt
 from dlcli.cli.common import emit, make_console
 
 
@@ -15,6 +15,7 @@ def eval_command(
     data: DataOpt = None,
     data_dir: DataDirOpt = None,
     device: DeviceOpt = None,
+    threads: ThreadsOpt = None,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -31,5 +32,5 @@ def eval_command(
 
     console = make_console(quiet)
     path = artifact or latest_checkpoint()
-    emit(run(path, data, str(data_dir) if data_dir else None, device.value if device else "auto", console),
-         json_output)
+    emit(run(path, data, str(data_dir) if data_dir else None, device.value if device else "auto", console,
+             threads), json_output)

@@ -27,6 +27,7 @@ from dlcli.engine import ClassificationTask, DistillationTask, evaluate, predict
 from dlcli.errors import UsageError
 from dlcli.losses import make_loss
 from dlcli.models import MODELS, count_parameters, create_model
+from dlcli.threads import use_threads
 from dlcli.workflows.train import resolved_model_args
 from dlcli.workflows.training import TrainingJob, eval_batches, prepare_data, train_and_save
 
@@ -133,6 +134,7 @@ def run(cfg: TrainConfig, opts: DistillOptions, out_dir: Path, baseline_dir: Pat
     cfg.data = cfg.data or teacher_ckpt.dataset
     cfg.validate()
     device = resolve_device(cfg.device)
+    use_threads(cfg.threads)
     console.info(f"device: {describe_device(device)}")
     generator = seed_everything(cfg.seed)
     data = prepare_data(cfg, device, generator, console)

@@ -32,6 +32,7 @@ from dlcli.models.surgery import (
     transfer_weights,
 )
 from dlcli.optim import DEFAULT_LR, parameter_groups
+from dlcli.threads import use_threads
 from dlcli.workflows.training import PreparedData, TrainingJob, prepare_data, train_and_save
 
 FREEZE_CHOICES = ("none", "backbone", "all-but-head")
@@ -111,6 +112,7 @@ def run(
         raise UsageError("--unfreeze-after must be >= 0.")
     cfg.validate()
     device = resolve_device(cfg.device)
+    use_threads(cfg.threads)
     generator = seed_everything(cfg.seed)
     console.info(f"device: {describe_device(device)}")
     data = prepare_data(cfg, device, generator, console)

@@ -30,6 +30,7 @@ from dlcli.errors import DataNotFoundError, InputFileError, UsageError, WorkErro
 from dlcli.losses import make_loss
 from dlcli.optim import DEFAULT_LR
 from dlcli.runs import check_output_file, new_run_dir, record_latest
+from dlcli.threads import use_threads
 from dlcli.workflows.prune_report import report, round_line
 from dlcli.workflows.training import (
     PreparedData,
@@ -147,6 +148,7 @@ def run(checkpoint: Path, options: PruneOptions, cfg: TrainConfig, console: Cons
     data_given = cfg.data is not None
     cfg = recovery_config(cfg, parent, options.finetune_epochs if options.finetune_epochs is not None else 1)
     device = resolve_device(cfg.device)
+    use_threads(cfg.threads)
     generator = seed_everything(cfg.seed)
     console.info(f"device: {describe_device(device)}")
     model = parent.build_model().to(device).eval()
