@@ -45,6 +45,9 @@ class Checkpoint:
     lineage: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     dlcli_version: str = __version__
+    training_state: dict[str, Any] = field(default_factory=dict)
+    """last.pt only: optimizer, schedule position, RNG states and loop progress for --resume
+    (dlcli.engine.state); empty in best.pt and derived artifacts, which hold weights only."""
 
     def build_model(self) -> nn.Module:
         """Rebuild the model from its name and arguments and load the weights (strictly)."""

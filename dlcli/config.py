@@ -67,6 +67,14 @@ class TrainConfig:
     """Channels-last memory format for conv models; default: on for cpu and cuda."""
     threads: int | None = None
     """CPU threads (PyTorch intra-op); default: the cores no other process is busy on at start."""
+    resume: str | None = None
+    """Continue from a run's last.pt (a path, a run folder, or auto: the newest run of this command)."""
+    save_every: int | None = None
+    """Also save a resumable last.pt every N optimizer steps (it is always saved at each epoch end)."""
+    skip_nonfinite: bool = False
+    """Skip and count batches whose loss is NaN/inf instead of stopping the run."""
+    sync_bn: bool = False
+    """Distributed runs: synchronise BatchNorm statistics across processes (SyncBatchNorm)."""
 
     def validate(self) -> TrainConfig:
         checks = [
@@ -79,6 +87,7 @@ class TrainConfig:
             (0 <= self.val_split < 1, "--val-split must be in [0, 1)."),
             (self.patience is None or self.patience >= 1, "--patience must be at least 1."),
             (self.threads is None or self.threads >= 1, f"--threads must be at least 1, got {self.threads}."),
+            (self.save_every is None or self.save_every >= 1, "--save-every must be at least 1."),
             (self.precision in ("fp32", "bf16", "fp16"),
              f"--precision must be fp32, bf16 or fp16, not {self.precision!r}."),
         ]

@@ -1,7 +1,8 @@
 """One exception family: core code raises these, the CLI maps them to one line and an exit code.
 
 Exit codes: 2 for bad input (paths, names, options, corrupt files), 1 for failures during work,
-130 for Ctrl-C. Messages say how to fix the problem, because the CLI prints nothing else.
+130 for Ctrl-C, 143 for SIGTERM (128 + the signal's number, the shell's convention).
+Messages say how to fix the problem, because the CLI prints nothing else.
 """
 
 from __future__ import annotations
@@ -43,3 +44,11 @@ class WorkError(DlcliError):
     """The work itself failed (diverged training, failed verification, accuracy gate)."""
 
     exit_code = EXIT_WORK
+
+
+class Interrupted(DlcliError):
+    """A run stopped on a signal after saving what a resume needs; exits 128 + the signal number."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum

@@ -182,23 +182,6 @@ def test_same_seed_same_metrics(cli, tmp_path: Path) -> None:
     assert a["accuracy"] == b["accuracy"] and a["loss"] == b["loss"]
 
 
-def test_ctrl_c_saves_last_and_exits_130(cli, tmp_path: Path, monkeypatch) -> None:
-    import dlcli.workflows.training as training
-
-    real_fit = training.fit
-
-    def interrupted_fit(*args, **kwargs):
-        kwargs["on_epoch_end"]({"epoch": 1, "train_loss": 1.0, "train_accuracy": 0.5}, True)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(training, "fit", interrupted_fit)
-    result = cli("train", *FAST_TRAIN, "--out", tmp_path / "run")
-    assert result.code == 130
-    assert (tmp_path / "run" / "last.pt").exists()
-    assert (tmp_path / "run" / "best.pt").exists()
-    assert real_fit is not interrupted_fit
-
-
 def test_debug_env_shows_traceback(tmp_path: Path) -> None:
     env = {**os.environ, "DLCLI_DEBUG": "1", "DLCLI_RUNS_DIR": str(tmp_path)}
     out = subprocess.run([sys.executable, "-m", "dlcli", "eval", str(tmp_path / "nope.pt")],

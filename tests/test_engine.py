@@ -8,7 +8,7 @@ from torch import nn
 
 from dlcli.data.augment import make_augment, parse_augment
 from dlcli.data.tensors import Batches, TensorSplit, carve_validation, limit_samples
-from dlcli.engine import ClassificationTask, DistillationTask, evaluate, fit
+from dlcli.engine import ClassificationTask, DistillationTask, LoopOptions, Trainer, evaluate
 from dlcli.errors import UsageError, WorkError
 from dlcli.losses import LOSSES, distillation_loss, make_loss
 from dlcli.optim import OPTIMIZERS, SCHEDULERS, make_optimizer, make_scheduler, parameter_groups
@@ -29,12 +29,12 @@ def small_net() -> nn.Module:
 
 def run_fit(model: nn.Module, epochs: int = 5, optimizer: str = "sgd", scheduler: str = "onecycle", **kw):
     train, val = blobs(), blobs(seed=1)
-    batches = Batches(train, 32, shuffle=True, generator=torch.Generator().manual_seed(0))
+    batches = Batches(train, 32, shuffle=True, seed=0)
     opt = make_optimizer(optimizer, parameter_groups(model.named_parameters(), 1e-4), kw.pop("lr", None))
     sched = make_scheduler(scheduler, opt, len(batches) * epochs, len(batches))
     task = kw.pop("task", ClassificationTask(make_loss("cross-entropy")))
-    return fit(model, task, batches, Batches(val, 64), opt, sched, epochs, device=torch.device("cpu"),
-               eval_loss=make_loss("cross-entropy"), **kw)
+    return Trainer(model, task, batches, Batches(val, 64), opt, sched, torch.device("cpu"),
+                   make_loss("cross-entropy"), LoopOptions(epochs, **kw)).fit()
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS.names())
@@ -128,7 +128,7 @@ def test_distillation_task_keeps_teacher_frozen() -> None:
 
 def test_batches_scale_shuffle_and_cover_everything() -> None:
     split = TensorSplit(torch.arange(10, dtype=torch.uint8).reshape(10, 1, 1, 1) * 25, torch.arange(10), 1 / 255)
-    batches = Batches(split, 4, shuffle=True, generator=torch.Generator().manual_seed(0))
+    batches = Batches(split, 4, shuffle=True, seed=0)
     assert len(batches) == 3
     xs, ys = zip(*batches, strict=True)
     assert sorted(torch.cat(ys).tolist()) == list(range(10))
@@ -158,7 +158,7 @@ def test_augmentations_keep_shape_and_change_pixels() -> None:
     x = torch.zeros(16, 1, 28, 28)
     x[:, :, 5:10, 3:8] = 1.0
     for name in ("flip", "rotate", "crop"):
-        out = make_augment([name], torch.Generator().manual_seed(0))(x)
+        out = make_augment([name])(x, torch.Generator().manual_seed(0))
         assert out.shape == x.shape
         assert not torch.allclose(out, x), name
     assert parse_augment("flip,crop") == ["flip", "crop"]
@@ -168,7 +168,7 @@ def test_augmentations_keep_shape_and_change_pixels() -> None:
 
 def test_flip_mirrors_exactly() -> None:
     x = torch.rand(64, 1, 6, 6)
-    out = make_augment(["flip"], torch.Generator().manual_seed(0))(x)
+    out = make_augment(["flip"])(x, torch.Generator().manual_seed(0))
     flipped = [torch.allclose(o, i.flip(-1), atol=1e-5) for o, i in zip(out, x, strict=True)]
     same = [torch.allclose(o, i, atol=1e-5) for o, i in zip(out, x, strict=True)]
     assert all(f or s for f, s in zip(flipped, same, strict=True))

@@ -89,7 +89,10 @@ def main(argv: list[str] | None = None) -> None:
     Exit codes: 0 ok, 1 failure during work, 2 bad input, 130 interrupted. DLCLI_DEBUG=1 re-raises so
     the full traceback is shown.
     """
+    from dlcli.cli import _options
+
     debug = os.environ.get("DLCLI_DEBUG", "") not in ("", "0")
+    _options.ARGV = list(sys.argv[1:] if argv is None else argv)
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="dlcli", standalone_mode=False)

@@ -9,6 +9,7 @@ is built, and `dlcli --help` must not import torch.
 
 import functools
 import inspect
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -106,7 +107,23 @@ TRAINING_OPTIONS = [
     _opt("precision", str | None, "--precision", help="fp32, bf16 or fp16 autocast.", show_default="fp32"),
     _opt("channels_last", bool | None, "--channels-last/--no-channels-last",
          help="Channels-last memory format.", show_default="auto"),
+    _opt("save_every", int | None, "--save-every",
+         help="Also save a resumable last.pt every N steps (always at each epoch end)."),
+    _opt("skip_nonfinite", bool | None, "--skip-nonfinite/--stop-nonfinite",
+         help="Skip and count batches with a NaN/inf loss instead of stopping.", show_default="stop"),
+    _opt("sync_bn", bool | None, "--sync-bn/--no-sync-bn",
+         help="Distributed runs: synchronise BatchNorm statistics across processes.", show_default="off"),
 ]
+
+ResumeOpt = Annotated[str | None, typer.Option(
+    "--resume", help="Continue a run from its last.pt: a path, a run folder, or auto (--out's, else the newest "
+    "run of this command).", rich_help_panel="Run")]
+NprocOpt = Annotated[int | None, typer.Option(
+    "--nproc-per-node", help="Train with N processes on this machine (hands over to torchrun).",
+    rich_help_panel="Run")]
+
+# The command line as given, for --nproc-per-node to hand to torchrun (set by dlcli.cli.main).
+ARGV: list[str] = []
 
 
 # Options every training command (train, finetune, distill, prune) takes besides the training flags.
@@ -116,7 +133,8 @@ COMMON_OPTIONS = [
         ("data", DataOpt, None), ("data_dir", DataDirOpt, None), ("device", DeviceOpt, None),
         ("threads", ThreadsOpt, None),
         ("force", ForceOpt, False), ("config", ConfigOpt, None), ("print_config", PrintConfigOpt, False),
-        ("json_output", JsonOpt, False), ("quiet", QuietOpt, False),
+        ("json_output", JsonOpt, False), ("quiet", QuietOpt, False), ("resume", ResumeOpt, None),
+        ("nproc_per_node", NprocOpt, None),
     )
 ]
 
@@ -132,6 +150,42 @@ class TrainingInvocation:
     force: bool
     json_output: bool
     quiet: bool
+    resume: str | None = None
+    nproc_per_node: int | None = None
+
+    def run_setup(self, command: str, out: Path | None, name: str | None, **more: Any) -> tuple[Any, Path] | None:
+        """The resolved config and run folder of a training command, or None when there is nothing left
+        to do here (--print-config printed it; --nproc-per-node ran the command under torchrun).
+
+        With --resume the config is the one saved in the checkpoint, changed only by what the user gave
+        again (see dlcli.resume), and the run folder is the checkpoint's own unless --out says otherwise.
+        In a distributed run, rank 0 makes the run folder and every rank writes into it.
+        """
+        from dlcli.cli.common import launch_distributed, resumed_train_config
+        from dlcli.distributed import setup, shared_run_dir
+        from dlcli.runs import prepare_out_dir
+
+        if self.nproc_per_node is not None:
+            launch_distributed(self.nproc_per_node, ARGV)
+            return None
+        if self.resume:
+            cfg, checkpoint = resumed_train_config(self.resume, command, out, self.config, {**self.flags, **more})
+        else:
+            cfg = self.train_config(**more)
+        if cfg is None:
+            return None
+        if self.print_config:
+            return self._print(cfg)
+        setup(cfg.device)
+        if self.resume:
+            return cfg, Path(out) if out is not None else checkpoint.parent
+        return cfg, shared_run_dir(lambda: prepare_out_dir(out, command, name, self.force))
+
+    def _print(self, cfg: Any) -> None:
+        from dlcli.config import dump_yaml
+
+        sys.stdout.write(dump_yaml(cfg.to_dict()))
+        return None
 
     def train_config(self, command_defaults: dict[str, Any] | None = None, **more: Any) -> Any:
         """defaults < the command's defaults < --config file < flags (`more` are the command's own);
@@ -141,14 +195,19 @@ class TrainingInvocation:
         return resolve_train_config(self.config, {**self.flags, **more}, self.print_config, command_defaults)
 
     def console(self) -> Any:
+        """stderr for humans; in a distributed run only rank 0 talks (warnings still come from all)."""
         from dlcli.cli.common import make_console
+        from dlcli.distributed import current
 
-        return make_console(self.quiet)
+        return make_console(self.quiet or not current().is_main)
 
     def emit(self, result: dict[str, Any]) -> None:
+        """The result on stdout, once per run: rank 0's alone in a distributed run."""
         from dlcli.cli.common import emit
+        from dlcli.distributed import current
 
-        emit(result, self.json_output)
+        if current().is_main:
+            emit(result, self.json_output)
 
 
 def with_training_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -165,7 +224,8 @@ def with_training_options(func: Callable[..., Any]) -> Callable[..., Any]:
         flags.update(data=kwargs.pop("data"), data_dir=str(data_dir) if data_dir else None,
                      device=device.value if device else None, threads=kwargs.pop("threads"))
         given = TrainingInvocation(flags, kwargs.pop("config"), kwargs.pop("print_config"), kwargs.pop("force"),
-                                   kwargs.pop("json_output"), kwargs.pop("quiet"))
+                                   kwargs.pop("json_output"), kwargs.pop("quiet"), kwargs.pop("resume"),
+                                   kwargs.pop("nproc_per_node"))
         return func(**kwargs, given=given)
 
     wrapper.__signature__ = signature.replace(parameters=own + added)  # type: ignore[attr-defined]

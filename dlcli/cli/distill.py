@@ -36,13 +36,12 @@ def distill(
       dlcli distill --teacher runs/train/exp/best.pt --student cnn -a width=0.5 --baseline
       dlcli distill -t resnet.pt -s mlp -a hidden=[64] --data mnist --epochs 5 -T 4 --alpha 0.9
     """
-    cfg = given.train_config()
-    if cfg is None:
+    setup = given.run_setup("distill", out, name)
+    if setup is None:
         return
-    from dlcli.runs import prepare_out_dir
     from dlcli.workflows.distill import DistillOptions, run
 
-    out_dir = prepare_out_dir(out, "distill", name, given.force)
+    cfg, out_dir = setup
     baseline_dir = out_dir / "baseline" if baseline else None
     if baseline_dir is not None:
         baseline_dir.mkdir(exist_ok=True)

@@ -32,13 +32,13 @@ def finetune(
       dlcli finetune runs/train/exp/best.pt --data fashion-mnist --train-samples 1000
       dlcli finetune best.pt --data fashion-mnist --freeze all-but-head --unfreeze-after 2 --head-lr 0.1
     """
-    cfg = given.train_config()
-    if cfg is None:
+    setup = given.run_setup("finetune", out, name)
+    if setup is None:
         return
-    from dlcli.runs import latest_checkpoint, prepare_out_dir
+    from dlcli.runs import latest_checkpoint
     from dlcli.workflows.finetune import FinetuneOptions, run
 
+    cfg, out_dir = setup
     parent = checkpoint or latest_checkpoint()
-    out_dir = prepare_out_dir(out, "finetune", name, given.force)
     options = FinetuneOptions(freeze=freeze, unfreeze_after=unfreeze_after, head_lr=head_lr)
     given.emit(run(parent, cfg, options, out_dir, given.console()))

@@ -74,6 +74,9 @@ def prune(
         finetune_epochs = alias
     from dlcli.workflows.prune import RECOVERY_BATCH_SIZE, PruneOptions, run
 
+    if given.resume or given.nproc_per_node is not None:
+        raise UsageError("prune runs in one process and does not resume: --resume and --nproc-per-node are for "
+                         "train, finetune and distill.")
     cfg = given.train_config({"batch_size": RECOVERY_BATCH_SIZE})
     if cfg is None:
         return

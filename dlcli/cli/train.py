@@ -27,11 +27,10 @@ def train(
       dlcli train --model cnn --data mnist
       dlcli train -m resnet -a depth=8 --data fashion-mnist --epochs 10 --augment crop
     """
-    cfg = given.train_config(model=model, model_args=parse_model_args(model_arg))
-    if cfg is None:
+    setup = given.run_setup("train", out, name, model=model, model_args=parse_model_args(model_arg))
+    if setup is None:
         return
-    from dlcli.runs import prepare_out_dir
     from dlcli.workflows.train import run
 
-    out_dir = prepare_out_dir(out, "train", name, given.force)
+    cfg, out_dir = setup
     given.emit(run(cfg, out_dir, given.console()))

@@ -33,16 +33,18 @@ def parse_augment(names: Sequence[str] | str | None) -> list[str]:
 
 def make_augment(
     names: Sequence[str],
-    generator: torch.Generator | None = None,
     max_degrees: float = 15.0,
     crop_padding: int = 2,
-) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    """Return a function (N, C, H, W) -> (N, C, H, W) applying the named augmentations, or None."""
+) -> Callable[[torch.Tensor, torch.Generator | None], torch.Tensor] | None:
+    """Return a function (x (N, C, H, W), generator) -> x' applying the named augmentations, or None.
+
+    The generator is passed per call, not bound here, so the caller decides where randomness comes
+    from (Batches draws one per (seed, epoch, step), which keeps resumed runs exact)."""
     names = parse_augment(names)
     if not names:
         return None
 
-    def augment(x: torch.Tensor) -> torch.Tensor:
+    def augment(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if x.ndim != 4:
             raise UsageError("--augment applies to image data only.")
         n, _, h, w = x.shape

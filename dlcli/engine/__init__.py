@@ -1,13 +1,22 @@
-"""The one training/evaluation loop (`fit`, `evaluate`) and the tasks it runs.
+"""The one training/evaluation loop (`Trainer`, `evaluate`) and the tasks it runs.
 
-train, finetune, distill and pruning recovery all call `fit`; what differs between them is the task
-(how a batch becomes a loss) and the set-up around it, never the loop.
+train, finetune, distill and pruning recovery all run a `Trainer`; what differs between them is the
+task (how a batch becomes a loss) and the set-up around it, never the loop.
 """
 
-from dlcli.engine.loop import EpochCallback, FitResult, evaluate, fit, predict
+from dlcli.engine.loop import (
+    Callbacks,
+    FitResult,
+    LoopOptions,
+    StopTraining,
+    Trainer,
+    evaluate,
+    predict,
+)
+from dlcli.engine.state import TrainerState
 from dlcli.engine.tasks import ClassificationTask, DistillationTask, Task
 
 __all__ = [
-    "ClassificationTask", "DistillationTask", "EpochCallback", "FitResult", "Task", "evaluate", "fit",
-    "predict",
+    "Callbacks", "ClassificationTask", "DistillationTask", "FitResult", "LoopOptions", "StopTraining", "Task",
+    "Trainer", "TrainerState", "evaluate", "predict",
 ]

@@ -9,6 +9,7 @@ fair way to say what distillation bought.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,7 +156,7 @@ def run(cfg: TrainConfig, opts: DistillOptions, out_dir: Path, baseline_dir: Pat
         lineage=[lineage_entry("distill", source=opts.teacher, dataset=cfg.data, temperature=opts.temperature,
                                alpha=opts.alpha, teacher_model=teacher_ckpt.model_name)],
     )
-    distilled = train_and_save(cfg, job, data, out_dir, console, device, generator, start)
+    distilled = train_and_save(cfg, job, data, out_dir, console, device, start)
     baseline = train_baseline(cfg, opts, data, baseline_dir, console, device) if baseline_dir else None
     return summarize(distilled, baseline, teacher, teacher_test, student, data.dataset.input_shape, console,
                      device, start)
@@ -165,13 +166,14 @@ def train_baseline(cfg: TrainConfig, opts: DistillOptions, data, out_dir: Path, 
                    device: torch.device) -> dict[str, Any]:
     """The same student, seed, data order and budget, trained without the teacher."""
     console.info("baseline: the same student trained alone with the same budget")
-    generator = seed_everything(cfg.seed)
+    seed_everything(cfg.seed)
+    cfg = dataclasses.replace(cfg, resume=None)  # --resume continues the distilled run, not this one
     plain = type(data)(data.dataset, TensorSplit(data.train.x, data.train.y, data.train.scale), data.val, data.test)
     student, name, args = build_student(opts, cfg, data.dataset)
     job = TrainingJob(command="train", model=student.to(device), model_name=name, model_args=args,
                       task=ClassificationTask(make_loss(cfg.loss, cfg.label_smoothing), cfg.l1),
                       lineage=[lineage_entry("train", dataset=cfg.data, baseline_for="distill")], remember=False)
-    return train_and_save(cfg, job, plain, out_dir, console, device, generator, time.perf_counter())
+    return train_and_save(cfg, job, plain, out_dir, console, device, time.perf_counter())
 
 
 def pytorch_latency_ms(model: nn.Module, input_shape: list[int], device: torch.device, batch: int = 32) -> float:

@@ -119,13 +119,16 @@ def run(
     model, head_replaced = build_finetune_model(parent, data, console)
     model = model.to(device)
     groups = optimizer_groups(model, cfg, options.head_lr)
-    state = {"train_mode": apply_freeze(model, options.freeze)}
+    state = {"train_mode": apply_freeze(model, options.freeze), "unfrozen": False}
     console.info(f"finetuning {parent_path} (freeze: {options.freeze})")
 
     def on_epoch_start(epoch: int) -> None:
-        if options.unfreeze_after is not None and epoch == options.unfreeze_after + 1 and options.freeze != "none":
+        # `>=` with a one-time switch rather than `==`: a run resumed after the unfreezing epoch must
+        # unfreeze too, or it would continue a different model from the one that was saved.
+        due = options.unfreeze_after is not None and epoch >= options.unfreeze_after + 1
+        if due and not state["unfrozen"] and options.freeze != "none":
             set_frozen(model, None)
-            state["train_mode"] = None
+            state["train_mode"], state["unfrozen"] = None, True
             console.info(f"epoch {epoch}: unfreezing all layers")
 
     job = TrainingJob(
@@ -136,7 +139,7 @@ def run(
         optimizer_groups=groups, on_epoch_start=on_epoch_start,
         train_mode=lambda m: (state["train_mode"] or nn.Module.train)(m),
     )
-    outcome = train_and_save(cfg, job, data, out_dir, console, device, generator, start)
+    outcome = train_and_save(cfg, job, data, out_dir, console, device, start)
     outcome["metrics"]["head_replaced"] = head_replaced
     outcome["parent"] = str(parent_path)
     return outcome

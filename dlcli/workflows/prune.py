@@ -33,6 +33,7 @@ from dlcli.runs import check_output_file, new_run_dir, record_latest
 from dlcli.threads import use_threads
 from dlcli.workflows.prune_report import report, round_line
 from dlcli.workflows.training import (
+    FitSetup,
     PreparedData,
     RunWriter,
     eval_batches,
@@ -229,7 +230,7 @@ def recover(
     writer.write_config(run_config)
     console.info(f"recovery: {epochs} epoch(s) on {len(data.train)} samples, lr {cfg.lr:g} ({cfg.optimizer}, "
                  f"{cfg.scheduler}){', distilling from the unpruned model' if teacher is not None else ''}")
-    outcome = run_fit(cfg, model, task, data, epochs, writer, console, device, generator)
+    outcome = run_fit(cfg, FitSetup(model, task), data, epochs, writer, console, device)
     pruning.load_dense_state_dict(model, load_checkpoint(outcome.best_path).state_dict)
     return outcome
 

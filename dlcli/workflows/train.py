@@ -42,4 +42,4 @@ def run(cfg: TrainConfig, out_dir: Path, console: Console) -> dict[str, Any]:
         task=ClassificationTask(make_loss(cfg.loss, cfg.label_smoothing), cfg.l1),
         lineage=[lineage_entry("train", dataset=cfg.data, seed=cfg.seed)],
     )
-    return train_and_save(cfg, job, data, out_dir, console, device, generator, start)
+    return train_and_save(cfg, job, data, out_dir, console, device, start)

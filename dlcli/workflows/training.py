@@ -4,6 +4,7 @@ schedule set-up, per-epoch checkpointing, Ctrl-C handling, final test evaluation
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,11 +21,15 @@ from dlcli.data.augment import make_augment
 from dlcli.data.dataset import Dataset
 from dlcli.data.tensors import Batches, TensorSplit, carve_validation, dataset_splits, limit_samples
 from dlcli.device import prefers_channels_last
-from dlcli.engine import FitResult, Task, evaluate, fit
-from dlcli.engine.progress import make_progress
-from dlcli.errors import UsageError
+from dlcli.distributed import current as current_dist
+from dlcli.distributed import wrap_model
+from dlcli.engine import Callbacks, FitResult, LoopOptions, StopTraining, Task, Trainer, TrainerState, evaluate
+from dlcli.engine.progress import NullProgress, make_progress
+from dlcli.engine.state import capture_rng, restore_rng
+from dlcli.errors import Interrupted, UsageError
 from dlcli.losses import make_loss
 from dlcli.optim import make_optimizer, make_scheduler, parameter_groups
+from dlcli.signals import GracefulStop
 
 EVAL_BATCH = 1000
 DEFAULT_DATASET = "mnist-sample"  # embedded in the package: `dlcli train` works offline, in seconds
@@ -77,12 +82,24 @@ def use_channels_last(cfg: TrainConfig, device: torch.device, dataset: Dataset) 
     return prefers_channels_last(device, dataset.input_shape)
 
 
-def train_batches(cfg: TrainConfig, data: PreparedData, generator: torch.Generator, channels_last: bool) -> Batches:
-    augment = make_augment(cfg.augment, generator) if cfg.augment else None
+def train_batches(cfg: TrainConfig, data: PreparedData, channels_last: bool) -> Batches:
+    """This rank's training batches: order and augmentation fixed by (seed, epoch, step)."""
+    augment = make_augment(cfg.augment) if cfg.augment else None
     if augment is not None and not data.dataset.is_image:
         raise UsageError("--augment applies to image data only.")
-    return Batches(data.train, cfg.batch_size, shuffle=True, generator=generator, transform=augment,
-                   channels_last=channels_last)
+    ctx = current_dist()
+    return Batches(data.train, per_rank_batch(cfg.batch_size, ctx.world), shuffle=True, seed=cfg.seed,
+                   transform=augment, channels_last=channels_last, rank=ctx.rank, world=ctx.world)
+
+
+def per_rank_batch(batch_size: int, world: int) -> int:
+    """--batch-size is the global batch: each of `world` processes takes its share, so a distributed
+    run takes the same number of steps with the same learning rate as one process (as Ultralytics
+    does), and its results can be compared with a single-process run's."""
+    if batch_size % world:
+        raise UsageError(f"--batch-size {batch_size} does not split evenly over {world} processes; "
+                         f"use a multiple of {world}.")
+    return batch_size // world
 
 
 def eval_batches(split: TensorSplit, channels_last: bool) -> Batches:
@@ -91,14 +108,37 @@ def eval_batches(split: TensorSplit, channels_last: bool) -> Batches:
 
 def build_optimizer(
     cfg: TrainConfig, model: nn.Module, steps_per_epoch: int, epochs: int,
-    groups: list[dict[str, Any]] | None = None,
+    groups: list[dict[str, Any]] | None = None, resume: dict[str, Any] | None = None,
 ) -> tuple[torch.optim.Optimizer, Any]:
+    """The optimizer and its per-step schedule; with `resume` (a checkpoint's training state), the
+    optimizer's saved state and the schedule advanced to the saved step.
+
+    The schedule is rebuilt for this run's total length and stepped forward rather than loaded, so
+    that `--epochs` raised on resume re-plans it (one-cycle is defined over the total: the extended
+    run continues on the longer cycle from the step reached) and an unchanged run gets exactly the
+    learning rates the uninterrupted run had.
+    """
     groups = groups or parameter_groups(model.named_parameters(), cfg.weight_decay)
     optimizer = make_optimizer(cfg.optimizer, groups, cfg.lr, cfg.momentum, cfg.nesterov)
     warmup = None if cfg.warmup_epochs is None else int(cfg.warmup_epochs * steps_per_epoch)
+    # The schedule reads its peak from the optimizer's fresh learning rates: build it before the
+    # saved state (whose rates are mid-schedule) is loaded.
     scheduler = make_scheduler(cfg.scheduler, optimizer, steps_per_epoch * epochs, steps_per_epoch,
                                warmup, cfg.step_size, cfg.gamma)
+    if resume is not None:
+        optimizer.load_state_dict(resume["optimizer"])
+        if scheduler is not None:
+            fast_forward(scheduler, int(resume["trainer"]["global_step"]))
     return optimizer, scheduler
+
+
+def fast_forward(scheduler: Any, steps: int) -> None:
+    import warnings
+
+    with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()": intended here
+        warnings.simplefilter("ignore")
+        for _ in range(steps):
+            scheduler.step()
 
 
 @dataclass
@@ -109,33 +149,81 @@ class TrainOutcome:
     last_path: Path
 
 
-class RunWriter:
-    """Persists a run as it goes: last.pt every epoch, best.pt on improvement, metrics.jsonl lines.
+class RunWriter(Callbacks):
+    """Persists a run as it goes: last.pt (resumable: weights, optimizer, schedule position, RNG
+    states) every epoch and every `--save-every` steps, best.pt (weights only) on improvement, and
+    metrics.jsonl lines. In a distributed run only rank 0 writes; every rank polls the stop flag.
 
     `make_checkpoint(metrics)` is supplied by the command, so it decides what the artifact records
     (lineage, parent) while this class decides when and where it is written.
     """
 
-    def __init__(self, out_dir: Path, make_checkpoint: Callable[[dict[str, Any]], Checkpoint]) -> None:
+    def __init__(self, out_dir: Path, make_checkpoint: Callable[[dict[str, Any]], Checkpoint],
+                 stop: GracefulStop | None = None, history: list[dict[str, Any]] | None = None,
+                 on_epoch_start: Callable[[int], None] | None = None) -> None:
         self.out_dir = out_dir
-        out_dir.mkdir(parents=True, exist_ok=True)
+        self.on_epoch_start = on_epoch_start
+        self.writes = current_dist().is_main
+        if self.writes:
+            out_dir.mkdir(parents=True, exist_ok=True)
         self.make_checkpoint = make_checkpoint
         self.best_path = out_dir / "best.pt"
         self.last_path = out_dir / "last.pt"
         self.metrics_path = out_dir / "metrics.jsonl"
-        self.metrics_path.unlink(missing_ok=True)  # a reused --force folder must not mix two runs' epochs
+        self.stop = stop
+        if self.writes:  # a reused folder must not mix two runs' epochs; a resumed one keeps its own
+            lines = "".join(json.dumps(h) + "\n" for h in history or [])
+            atomic_write(self.metrics_path, lambda tmp: Path(tmp).write_text(lines))
 
     def write_config(self, values: dict[str, Any]) -> None:
-        text = dump_yaml(values)
-        atomic_write(self.out_dir / "config.yaml", lambda tmp: Path(tmp).write_text(text))
+        if self.writes:
+            text = dump_yaml(values)
+            atomic_write(self.out_dir / "config.yaml", lambda tmp: Path(tmp).write_text(text))
 
-    def on_epoch_end(self, summary: dict[str, Any], improved: bool) -> None:
+    def epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        if self.on_epoch_start is not None:
+            self.on_epoch_start(epoch)
+
+    def epoch_end(self, trainer: Trainer, summary: dict[str, Any], improved: bool) -> None:
+        if not self.writes:
+            return
         with self.metrics_path.open("a") as f:
             f.write(json.dumps(summary) + "\n")
         ckpt = self.make_checkpoint(_checkpoint_metrics(summary))
-        save_checkpoint(ckpt, self.last_path)
         if improved:
             save_checkpoint(ckpt, self.best_path)
+        ckpt.training_state = training_state(trainer)
+        save_checkpoint(ckpt, self.last_path)
+
+    def checkpoint(self, trainer: Trainer) -> None:
+        if not self.writes:
+            return
+        ckpt = self.make_checkpoint({"epoch": trainer.state.epoch, "step": trainer.state.step})
+        ckpt.training_state = training_state(trainer)
+        save_checkpoint(ckpt, self.last_path)
+
+    def stop_requested(self) -> int | None:
+        local = self.stop.requested if self.stop is not None else None
+        ctx = current_dist()
+        if not ctx.enabled:
+            return local
+        flag = ctx.reduce_sum(torch.tensor([0 if local is None else local], dtype=torch.long))
+        return None if int(flag) == 0 else (local or signal.SIGTERM)
+
+
+def training_state(trainer: Trainer) -> dict[str, Any]:
+    """What last.pt needs beyond the weights to continue exactly where the run is."""
+    state = trainer.state.to_dict()
+    state["partial"] = {k: v.detach().cpu() for k, v in trainer.state.partial.items()}
+    saved: dict[str, Any] = {
+        "trainer": state,
+        "optimizer": trainer.optimizer.state_dict(),
+        "rng": capture_rng(),
+        "world_size": current_dist().world,
+    }
+    if trainer.scaler is not None:
+        saved["scaler"] = trainer.scaler.state_dict()
+    return saved
 
 
 def _checkpoint_metrics(summary: dict[str, Any]) -> dict[str, Any]:
@@ -143,37 +231,75 @@ def _checkpoint_metrics(summary: dict[str, Any]) -> dict[str, Any]:
     return {k: summary[k] for k in keep if k in summary}
 
 
+@dataclass
+class FitSetup:
+    """What a training command hands the one loop beyond the config, data and RunWriter."""
+
+    model: nn.Module
+    task: Task
+    optimizer_groups: list[dict[str, Any]] | None = None
+    train_mode: Callable[[nn.Module], None] | None = None
+    resume: dict[str, Any] | None = None
+    """A checkpoint's training state to continue from (its weights are already in `model`)."""
+
+
 def run_fit(
-    cfg: TrainConfig, model: nn.Module, task: Task, data: PreparedData, epochs: int,
-    writer: RunWriter, console: Console, device: torch.device, generator: torch.Generator,
-    optimizer_groups: list[dict[str, Any]] | None = None,
-    on_epoch_start: Callable[[int], None] | None = None,
-    train_mode: Callable[[nn.Module], None] | None = None,
+    cfg: TrainConfig, setup: FitSetup, data: PreparedData, epochs: int, writer: RunWriter, console: Console,
+    device: torch.device,
 ) -> TrainOutcome:
     """Train with the one loop, saving as we go; then test the best checkpoint and plot the curves.
 
-    On Ctrl-C the current weights are saved to last.pt before the interrupt propagates (exit 130).
+    SIGTERM and the first Ctrl-C stop the run at the next step boundary after saving last.pt
+    (StopTraining, exit 143 / 130); `--resume` continues from it.
     """
+    ctx = current_dist()
     channels_last = use_channels_last(cfg, device, data.dataset)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    batches = train_batches(cfg, data, generator, channels_last)
-    optimizer, scheduler = build_optimizer(cfg, model, len(batches), epochs, optimizer_groups)
+    model = setup.model.to(memory_format=torch.channels_last) if channels_last else setup.model
+    batches = train_batches(cfg, data, channels_last)
+    optimizer, scheduler = build_optimizer(cfg, model, len(batches), epochs, setup.optimizer_groups, setup.resume)
     eval_loss = make_loss("cross-entropy")
-    val = eval_batches(data.val, channels_last) if data.val is not None else None
+    trainer = Trainer(
+        model=wrap_model(model, device, cfg.sync_bn), task=setup.task, train_batches=batches,
+        val_batches=eval_batches(data.val, channels_last) if data.val is not None else None,
+        optimizer=optimizer, scheduler=scheduler, device=device, eval_loss=eval_loss,
+        options=LoopOptions(epochs, cfg.patience, cfg.precision, cfg.save_every, cfg.skip_nonfinite),
+        eval_model=model, scaler=make_scaler(cfg.precision, device, setup.resume),
+        progress=make_progress(console) if ctx.is_main else NullProgress(),
+        callbacks=writer,
+        train_mode=setup.train_mode or nn.Module.train, reduce=ctx.reduce_sum,
+    )
+    if setup.resume is not None:
+        trainer.state = TrainerState.from_dict(setup.resume["trainer"])
+        restore_rng(setup.resume["rng"])
     try:
-        result = fit(
-            model, task, batches, val, optimizer, scheduler, epochs, device=device, eval_loss=eval_loss,
-            patience=cfg.patience, precision=cfg.precision, progress=make_progress(console),
-            on_epoch_start=on_epoch_start, on_epoch_end=writer.on_epoch_end, train_mode=train_mode,
-        )
-    except KeyboardInterrupt:
-        save_checkpoint(writer.make_checkpoint({"interrupted": True}), writer.last_path)
-        console.warn(f"interrupted: current weights saved to {writer.last_path}")
-        raise
-    test_metrics = finish_run(writer, data, channels_last, device, eval_loss, result)
-    plot_curves(result.history, writer.out_dir / "curves.png")
+        result = trainer.fit()
+    except StopTraining as stop:
+        raise stopped(stop.signum, trainer, writer.last_path) from None
+    if result.skipped_batches:
+        console.warn(f"skipped {result.skipped_batches} batch(es) with a non-finite loss (--skip-nonfinite)")
+    ctx.barrier()  # best.pt is complete before any rank reads it
+    test_metrics = finish_run(writer, data, channels_last, device, eval_loss, result) if ctx.is_main else {}
+    if ctx.is_main:
+        plot_curves(result.history, writer.out_dir / "curves.png")
     return TrainOutcome(result, test_metrics, writer.best_path, writer.last_path)
+
+
+def stopped(signum: int, trainer: Trainer, last: Path) -> Interrupted:
+    """The one line a signal-stopped run ends with: where it stopped and how to continue."""
+    s = trainer.state
+    where = f"epoch {s.epoch + 1}, step {s.step}" if s.step else f"the end of epoch {s.epoch}"
+    name = signal.Signals(signum).name
+    return Interrupted(f"stopped by {name} at {where}; state saved to {last}; continue with --resume {last}", signum)
+
+
+def make_scaler(precision: str, device: torch.device, resume: dict[str, Any] | None) -> Any:
+    """A gradient scaler for fp16 (its small range underflows gradients without one); None otherwise."""
+    if precision != "fp16":
+        return None
+    scaler = torch.amp.GradScaler(device.type)
+    if resume is not None and "scaler" in resume:
+        scaler.load_state_dict(resume["scaler"])
+    return scaler
 
 
 def finish_run(
@@ -256,9 +382,32 @@ class TrainingJob:
     """Record best.pt as the latest run (off for side runs such as distill's baseline)."""
 
 
+def load_resume_state(cfg: TrainConfig, job: TrainingJob, epochs: int, console: Console) -> dict[str, Any] | None:
+    """With --resume: the checkpoint's training state, its weights loaded into the job's model."""
+    if not cfg.resume:
+        return None
+    from dlcli.checkpoint import load_checkpoint
+    from dlcli.resume import check_resumable
+
+    ckpt = load_checkpoint(cfg.resume)
+    check_resumable(ckpt.training_state, Path(cfg.resume), epochs)
+    if ckpt.model_name != job.model_name:
+        raise UsageError(f"--resume {cfg.resume} holds a {ckpt.model_name!r} model, not {job.model_name!r}.")
+    job.model.load_state_dict(ckpt.state_dict)
+    state = ckpt.training_state
+    saved_world, world = int(state.get("world_size", 1)), current_dist().world
+    if saved_world != world and state["trainer"].get("step"):
+        console.warn(f"resuming mid-epoch with {world} process(es) where {saved_world} saved it: the rest of "
+                     "this epoch is sharded differently, so the run is not an exact continuation")
+    trainer = state["trainer"]
+    console.info(f"resuming from {cfg.resume}: epoch {trainer['epoch']} done"
+                 + (f", step {trainer['step']} of epoch {trainer['epoch'] + 1}" if trainer.get("step") else ""))
+    return state
+
+
 def train_and_save(
     cfg: TrainConfig, job: TrainingJob, data: PreparedData, out_dir: Path, console: Console,
-    device: torch.device, generator: torch.Generator, start: float,
+    device: torch.device, start: float,
 ) -> dict[str, Any]:
     """Run the job with the one loop, write the run folder, and return the command's result."""
     from dlcli.console import result
@@ -267,14 +416,19 @@ def train_and_save(
 
     epochs = cfg.epochs or recommended_epochs(cfg.data)
     cfg.epochs = epochs
+    resume = load_resume_state(cfg, job, epochs, console)
     console.info(f"model: {job.model_name} {job.model_args}  parameters {count_parameters(job.model):,}")
     console.info(f"training {epochs} epochs on {len(data.train)} samples, validating on "
                  f"{len(data.val) if data.val else 0}; writing to {out_dir}")
-    writer = RunWriter(out_dir, checkpoint_factory(
-        job.model, job.model_name, job.model_args, cfg, data.dataset, job.lineage, job.extra))
-    writer.write_config(cfg.to_dict())
-    outcome = run_fit(cfg, job.model, job.task, data, epochs, writer, console, device, generator,
-                      job.optimizer_groups, job.on_epoch_start, job.train_mode)
+    with GracefulStop() as stop:
+        writer = RunWriter(out_dir, checkpoint_factory(
+            job.model, job.model_name, job.model_args, cfg, data.dataset, job.lineage, job.extra), stop,
+            history=resume["trainer"]["history"] if resume else None, on_epoch_start=job.on_epoch_start)
+        writer.write_config(cfg.to_dict())
+        setup = FitSetup(job.model, job.task, job.optimizer_groups, job.train_mode, resume)
+        outcome = run_fit(cfg, setup, data, epochs, writer, console, device)
+    if not current_dist().is_main:
+        return {}
     if job.remember:
         record_latest(outcome.best_path)
     metrics = {
@@ -285,6 +439,8 @@ def train_and_save(
         "params": count_parameters(job.model),
         "train_seconds": round(outcome.fit.seconds, 3),
     }
+    if outcome.fit.skipped_batches:
+        metrics["skipped_batches"] = outcome.fit.skipped_batches
     if "accuracy" in metrics:
         console.info(f"test accuracy {metrics['accuracy']:.2%}  loss {metrics['loss']:.4f}  "
                      f"(best epoch {outcome.fit.best_epoch})")
