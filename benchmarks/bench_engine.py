@@ -30,16 +30,17 @@ RESULTS = Path(__file__).parent / "results" / "engine.json"
 
 def engine_epoch(model: nn.Module, batches: Any, optimizer: Any, scheduler: Any, loss_fn: Any) -> None:
     """One epoch through dlcli's loop (the one function to adapt when the engine's API changes)."""
-    from dlcli.engine import ClassificationTask, fit
+    from dlcli.engine import ClassificationTask, LoopOptions, Trainer
 
-    fit(model, ClassificationTask(loss_fn), batches, None, optimizer, scheduler, 1,
-        device=torch.device("cpu"), eval_loss=loss_fn)
+    Trainer(model=model, task=ClassificationTask(loss_fn), train_batches=batches, val_batches=None,
+            optimizer=optimizer, scheduler=scheduler, device=torch.device("cpu"), eval_loss=loss_fn,
+            options=LoopOptions(epochs=1)).fit()
 
 
 def bare_epoch(model: nn.Module, batches: Any, optimizer: Any, scheduler: Any, loss_fn: Any) -> None:
     """The same epoch written as the PyTorch tutorials do, on the same batches."""
     model.train()
-    for x, y in batches:
+    for x, y in batches.epoch(0):
         loss = loss_fn(model(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -72,7 +73,7 @@ def load_batches(samples: int, batch_size: int, seed: int) -> tuple[Any, Any]:
     train, _ = dataset_splits(dataset, torch.device("cpu"))
     generator = torch.Generator().manual_seed(seed)
     train = limit_samples(train, samples, generator)
-    return dataset, Batches(train, batch_size, shuffle=True, generator=generator, channels_last=True)
+    return dataset, Batches(train, batch_size, shuffle=True, seed=seed, channels_last=True)
 
 
 def main() -> None:

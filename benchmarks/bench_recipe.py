@@ -34,10 +34,9 @@ RESULTS = Path(__file__).parent / "results" / "recipe.json"
 PHASES = [
     ("data", "dlcli.workflows.training", "load_data", ()),
     ("optimizer set-up", "dlcli.workflows.training", "build_optimizer", ()),
-    ("training loop", "dlcli.engine.loop", "fit", ("dlcli.engine", "dlcli.workflows.training")),
     ("training loop", "dlcli.engine.loop", "Trainer.fit", ()),
     ("  validation", "dlcli.engine.loop", "evaluate", ()),
-    ("  checkpoint saves", "dlcli.workflows.training", "RunWriter.on_epoch_end", ()),
+    ("  checkpoint saves", "dlcli.workflows.training", "RunWriter.epoch_end", ()),
     ("test evaluation", "dlcli.workflows.training", "finish_run", ()),
     ("curves.png", "dlcli.workflows.training", "plot_curves", ()),
 ]

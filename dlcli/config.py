@@ -29,7 +29,8 @@ class TrainConfig:
     data_dir: str | None = None
     """Root holding <dataset>/<files>; default $DLCLI_DATA_DIR, then the cache."""
     epochs: int | None = None
-    """Passes over the training split; default: the dataset's recommended number."""
+    """Passes over the training split; default: the dataset's recommended number, raised on small data
+    so that a run takes at least dlcli.engine.budget.MIN_STEPS optimizer steps."""
     batch_size: int = 128
     optimizer: str = "sgd"
     lr: float | None = None
