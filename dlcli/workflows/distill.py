@@ -135,7 +135,7 @@ def run(cfg: TrainConfig, opts: DistillOptions, out_dir: Path, baseline_dir: Pat
     cfg.data = cfg.data or teacher_ckpt.dataset
     cfg.validate()
     device = resolve_device(cfg.device)
-    use_threads(cfg.threads)
+    cfg.threads = use_threads(cfg.threads)  # recorded: results differ in the last bits by thread count
     console.info(f"device: {describe_device(device)}")
     generator = seed_everything(cfg.seed)
     data = prepare_data(cfg, device, generator, console)

@@ -112,7 +112,7 @@ def run(
         raise UsageError("--unfreeze-after must be >= 0.")
     cfg.validate()
     device = resolve_device(cfg.device)
-    use_threads(cfg.threads)
+    cfg.threads = use_threads(cfg.threads)  # recorded: results differ in the last bits by thread count
     generator = seed_everything(cfg.seed)
     console.info(f"device: {describe_device(device)}")
     data = prepare_data(cfg, device, generator, console)

@@ -149,7 +149,7 @@ def run(checkpoint: Path, options: PruneOptions, cfg: TrainConfig, console: Cons
     data_given = cfg.data is not None
     cfg = recovery_config(cfg, parent, options.finetune_epochs if options.finetune_epochs is not None else 1)
     device = resolve_device(cfg.device)
-    use_threads(cfg.threads)
+    cfg.threads = use_threads(cfg.threads)  # recorded: results differ in the last bits by thread count
     generator = seed_everything(cfg.seed)
     console.info(f"device: {describe_device(device)}")
     model = parent.build_model().to(device).eval()

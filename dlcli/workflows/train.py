@@ -30,7 +30,7 @@ def run(cfg: TrainConfig, out_dir: Path, console: Console) -> dict[str, Any]:
     cfg.data = cfg.data or DEFAULT_DATASET
     cfg.validate()
     device = resolve_device(cfg.device)
-    use_threads(cfg.threads)
+    cfg.threads = use_threads(cfg.threads)  # recorded: results differ in the last bits by thread count
     generator = seed_everything(cfg.seed)
     console.info(f"device: {describe_device(device)}")
     data = prepare_data(cfg, device, generator, console)
