@@ -2,8 +2,10 @@
 PyTorch loop on the same model, tensors, batch size, optimizer, schedule and threads.
 
 Both train a fresh copy of the same initial model for one pass over the same data, in alternating
-rounds (bare, engine, bare, engine, ...), so a noisy spell on a shared machine hits both alike; the
-reported ratio is the median of the per-round ratios. The engine is called through `engine_epoch`
+rounds (bare then engine, engine then bare, ...), so a noisy spell on a shared machine hits both alike; the
+reported ratio is the median of the per-round ratios. Then the engine's own cost per step is measured
+with a tiny model (CPU time, robust to a busy machine) and set against this model's step time. The
+engine is called through `engine_epoch`
 only: when the loop's API changes, that one function is what to adapt.
 
 Run:  DLCLI_DATA_DIR=../shared/data python benchmarks/bench_engine.py [--threads 2] [--rounds 5]
@@ -65,6 +67,26 @@ def timed(fn: Any, model0: nn.Module, batches: Any, loss_fn: Any, lr: float) -> 
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+def step_overhead(rounds: int) -> dict[str, float]:
+    """CPU microseconds per step of both loops with a model so small that its compute is next to
+    nothing: the engine's own cost per step, which a busy machine distorts far less than throughput."""
+    from dlcli.data.tensors import Batches, TensorSplit
+    from dlcli.losses import make_loss
+
+    x = torch.randint(0, 255, (128 * 400, 1, 4, 4), dtype=torch.uint8)
+    batches = Batches(TensorSplit(x, torch.randint(0, 10, (len(x),)), 1 / 255), 128, shuffle=True, seed=0)
+    tiny, loss_fn = nn.Sequential(nn.Flatten(), nn.Linear(16, 10)), make_loss("cross-entropy", 0.1)
+    per_step: dict[str, list[float]] = {"bare": [], "engine": []}
+    for i in range(rounds + 1):  # round 0 warms up
+        pair = [("bare", bare_epoch), ("engine", engine_epoch)]
+        for name, fn in pair if i % 2 == 0 else pair[::-1]:
+            cpu = timed(fn, tiny, batches, loss_fn, 0.1)[1]
+            if i:
+                per_step[name].append(cpu / len(batches) * 1e6)
+    bare, engine = statistics.median(per_step["bare"]), statistics.median(per_step["engine"])
+    return {"bare_us_per_step": bare, "engine_us_per_step": engine, "overhead_us_per_step": engine - bare}
+
+
 def load_batches(samples: int, batch_size: int, seed: int) -> tuple[Any, Any]:
     from dlcli.data.catalog import load_dataset
     from dlcli.data.tensors import Batches, dataset_splits, limit_samples
@@ -99,8 +121,12 @@ def main() -> None:
     timed(engine_epoch, model0, batches, loss_fn, args.lr)
     rounds = []
     for i in range(args.rounds):
-        bare = timed(bare_epoch, model0, batches, loss_fn, args.lr)
-        engine = timed(engine_epoch, model0, batches, loss_fn, args.lr)
+        if i % 2:  # which goes first alternates too, so an order effect (allocator, caches) cancels out
+            engine = timed(engine_epoch, model0, batches, loss_fn, args.lr)
+            bare = timed(bare_epoch, model0, batches, loss_fn, args.lr)
+        else:
+            bare = timed(bare_epoch, model0, batches, loss_fn, args.lr)
+            engine = timed(engine_epoch, model0, batches, loss_fn, args.lr)
         n = len(batches.split)
         rounds.append({"round": i + 1, "bare_samples_per_s": n / bare[0], "engine_samples_per_s": n / engine[0],
                        "ratio_wall": bare[0] / engine[0], "ratio_cpu": bare[1] / engine[1]})
@@ -115,6 +141,12 @@ def main() -> None:
     print(f"engine / bare throughput: median {summary['ratio_median']:.3f} "
           f"(range {summary['ratio_min']:.3f}-{summary['ratio_max']:.3f}), {args.threads} threads, "
           f"{len(batches.split)} samples, batch {args.batch_size}")
+    overhead = step_overhead(args.rounds)
+    step_us = statistics.median(1e6 * args.batch_size / r["bare_samples_per_s"] for r in rounds)
+    summary.update(overhead)
+    summary["ratio_implied_by_overhead"] = step_us / (step_us + overhead["overhead_us_per_step"])
+    print(f"engine overhead: {overhead['overhead_us_per_step']:.0f} us per step (tiny model, CPU time); against "
+          f"a {step_us / 1000:.1f} ms step of this model that is {summary['ratio_implied_by_overhead']:.3f}x")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "command": f"python benchmarks/bench_engine.py --threads {args.threads} --rounds {args.rounds} "
