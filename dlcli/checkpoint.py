@@ -24,9 +24,13 @@ import torch
 from torch import nn
 
 from dlcli import __version__
-from dlcli.errors import InputFileError
+from dlcli.errors import InputFileError, UsageError
+from dlcli.validation import Range, coerce
 
 FORMAT = "dlcli.checkpoint"
+# Refuse to load models above this many parameter and buffer values (8 GiB of float32): far above
+# anything dlcli trains, and the weights must be in the file anyway.
+MAX_ELEMENTS = 1 << 31
 FORMAT_VERSION = 1
 
 
@@ -50,18 +54,60 @@ class Checkpoint:
     (dlcli.engine.state); empty in best.pt and derived artifacts, which hold weights only."""
 
     def build_model(self) -> nn.Module:
-        """Rebuild the model from its name and arguments and load the weights (strictly)."""
+        """Rebuild the model from its name and arguments and load the weights (strictly).
+
+        The model is first built on the meta device (no memory), so a checkpoint whose arguments
+        describe a bigger model than its weights (a crafted `channels=[10**9]`) is refused before
+        anything is allocated. Stored shapes may differ from the arguments' only when the checkpoint
+        records structured pruning; otherwise the first differing tensor is named (exit 2).
+        """
         from dlcli.models import create_model
         from dlcli.models.reshape import match_state_dict_shapes
 
-        model = create_model(self.model_name, self.input_shape, len(self.classes), self.mean, self.std,
-                             self.model_args)
-        match_state_dict_shapes(model, self.state_dict)
+        try:
+            with torch.device("meta"):
+                model = create_model(self.model_name, self.input_shape, len(self.classes), self.mean, self.std,
+                                     self.model_args)
+        except UsageError as exc:
+            raise InputFileError(f"checkpoint records an invalid model: {exc}") from None
+        if self.records_structured_pruning:
+            match_state_dict_shapes(model, self.state_dict)
+        self._check_fits(model)
+        model = model.to_empty(device="cpu")
         try:
             model.load_state_dict(self.state_dict, strict=True)
         except RuntimeError as exc:
             raise InputFileError(f"checkpoint weights do not fit model {self.model_name!r}: {exc}") from None
         return model
+
+    @property
+    def records_structured_pruning(self) -> bool:
+        """Whether channel pruning changed this model's shapes (a `prune` lineage step or pruning
+        record with method channel): only then may stored shapes override the constructor arguments."""
+        records = [*self.lineage, self.extra.get("pruning")]
+        return any(isinstance(r, dict) and r.get("method") == "channel" and r.get("step", "prune") == "prune"
+                   for r in records)
+
+    def _check_fits(self, model: nn.Module) -> None:
+        """Same tensor names and shapes as the (meta) model, and a sane total size; else one line."""
+        expected = model.state_dict()
+        for name, tensor in expected.items():
+            stored = self.state_dict.get(name)
+            if stored is None:
+                raise InputFileError(f"checkpoint has no tensor {name!r} that model {self.model_name!r} "
+                                     f"{self.model_args} needs.")
+            if tuple(stored.shape) != tuple(tensor.shape):
+                raise InputFileError(
+                    f"checkpoint tensor {name!r} has shape {list(stored.shape)} but model {self.model_name!r} with "
+                    f"its recorded arguments {self.model_args} needs {list(tensor.shape)} (only channel-pruned "
+                    "checkpoints may differ).")
+        extra = sorted(set(self.state_dict) - set(expected))
+        if extra:
+            raise InputFileError(f"checkpoint tensor {extra[0]!r} is not part of model {self.model_name!r}.")
+        total = sum(t.numel() for t in expected.values())
+        if total > MAX_ELEMENTS:
+            raise InputFileError(f"checkpoint describes a model of {total:,} values; dlcli loads at most "
+                                 f"{MAX_ELEMENTS:,}.")
 
     @property
     def num_classes(self) -> int:
@@ -88,6 +134,12 @@ def lineage_entry(step: str, source: str | Path | None = None, **details: Any) -
         entry["source_sha256"] = file_sha256(source)
     entry.update(details)
     return entry
+
+
+def lineage_rows(lineage: list[dict[str, Any]]) -> list[list[Any]]:
+    """The lineage as table rows (step, time, the step's other details), for `info` and `compare`."""
+    return [[e.get("step"), e.get("time"), {k: v for k, v in e.items() if k not in ("step", "time")}]
+            for e in lineage]
 
 
 def _payload(ckpt: Checkpoint) -> dict[str, Any]:
@@ -152,6 +204,17 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return _from_payload(path, data)
 
 
+def written_by(path: str | Path) -> str | None:
+    """The dlcli step that wrote an existing checkpoint (its last lineage step: train, finetune,
+    prune ...); None for a file that is not a dlcli checkpoint."""
+    try:
+        ckpt = load_checkpoint(path)
+    except InputFileError:
+        return None
+    last = ckpt.lineage[-1] if ckpt.lineage else {}
+    return str(last.get("step") or "train")
+
+
 def _from_payload(path: Path, data: Any) -> Checkpoint:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise InputFileError(f"{path} is a PyTorch file but not a dlcli checkpoint (no '{FORMAT}' header).")
@@ -163,6 +226,32 @@ def _from_payload(path: Path, data: Any) -> Checkpoint:
         )
     names = {f for f in Checkpoint.__dataclass_fields__}
     try:
-        return Checkpoint(**{k: v for k, v in data.items() if k in names})
+        ckpt = Checkpoint(**{k: v for k, v in data.items() if k in names})
     except TypeError as exc:
         raise InputFileError(f"{path} is an incomplete dlcli checkpoint: {exc}") from None
+    _check_fields(path, ckpt)
+    return ckpt
+
+
+# The type of each recorded field a later command relies on, checked on load so a crafted or
+# damaged file fails as one line naming the field (exit 2), not as a TypeError deep inside a command.
+_FIELD_TYPES: dict[str, Any] = {
+    "model_name": str, "model_args": dict[str, Any], "classes": list[str], "input_shape": list[int],
+    "mean": list[float], "std": list[float], "dataset": str | None, "metrics": dict[str, Any],
+    "config": dict[str, Any], "lineage": list[dict[str, Any]], "extra": dict[str, Any],
+}
+
+
+def _check_fields(path: Path, ckpt: Checkpoint) -> None:
+    try:
+        for name, hint in _FIELD_TYPES.items():
+            bounds = Range(ge=1, le=1 << 16, min_items=1) if name == "input_shape" else None
+            bounds = Range(min_items=1) if name == "classes" else bounds
+            setattr(ckpt, name, coerce(f"field {name}", getattr(ckpt, name), hint, bounds))
+        if len(ckpt.mean) != ckpt.input_shape[0] or len(ckpt.std) != ckpt.input_shape[0]:
+            raise UsageError("fields mean and std must have one value per input channel.")
+        if not isinstance(ckpt.state_dict, dict) or not all(
+                isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in ckpt.state_dict.items()):
+            raise UsageError("field state_dict must map names to tensors.")
+    except UsageError as exc:
+        raise InputFileError(f"{path} is a damaged dlcli checkpoint: {exc}") from None

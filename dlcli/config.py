@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dlcli.errors import InputFileError, UsageError
+from dlcli.validation import check, validate_fields
 
 
 @dataclass
@@ -28,81 +29,83 @@ class TrainConfig:
     mnist-sample for train; the checkpoint's own dataset for finetune, distill and prune."""
     data_dir: str | None = None
     """Root holding <dataset>/<files>; default $DLCLI_DATA_DIR, then the cache."""
-    epochs: int | None = None
+    epochs: int | None = field(default=None, metadata=check(ge=1))
     """Passes over the training split; default: the dataset's recommended number, raised on small data
     so that a run takes at least dlcli.engine.budget.MIN_STEPS optimizer steps."""
-    batch_size: int = 128
+    batch_size: int = field(default=128, metadata=check(ge=1))
     optimizer: str = "sgd"
-    lr: float | None = None
+    lr: float | None = field(default=None, metadata=check(gt=0))
     """Peak learning rate; default depends on the optimizer (sgd 0.2, adam/adamw 2e-3, rmsprop 1e-3)."""
-    momentum: float = 0.9
+    momentum: float = field(default=0.9, metadata=check(ge=0, lt=1))
+    """SGD/RMSprop momentum; with onecycle, the momentum it cycles down from and back to."""
     nesterov: bool = True
-    weight_decay: float = 5e-4
+    weight_decay: float = field(default=5e-4, metadata=check(ge=0))
     """L2 regularization (decoupled for adamw); not applied to biases and norm scales."""
-    l1: float = 0.0
+    l1: float = field(default=0.0, metadata=check(ge=0))
     """L1 penalty coefficient on weights."""
-    dropout: float | None = None
+    dropout: float | None = field(default=None, metadata=check(ge=0, lt=1))
     """Dropout before the head (cnn, mlp) or in the MLP blocks (vit); a model argument."""
     loss: str = "cross-entropy"
-    label_smoothing: float = 0.1
+    label_smoothing: float = field(default=0.1, metadata=check(ge=0, lt=1))
     scheduler: str = "onecycle"
-    warmup_epochs: float | None = None
+    warmup_epochs: float | None = field(default=None, metadata=check(ge=0))
     """Linear warmup length; for onecycle, where the peak is (default 25 % of the run)."""
-    step_size: int = 1
+    step_size: int = field(default=1, metadata=check(ge=1))
     """step scheduler: epochs between decays."""
-    gamma: float = 0.5
+    gamma: float = field(default=0.5, metadata=check(gt=0, le=1))
     """step scheduler: decay factor."""
     augment: list[str] = field(default_factory=list)
     """Batched augmentations: flip, rotate, crop."""
-    patience: int | None = None
+    patience: int | None = field(default=None, metadata=check(ge=1))
     """Stop after this many epochs without validation improvement."""
-    val_split: float = 0.1
+    val_split: float = field(default=0.1, metadata=check(ge=0, lt=1))
     """Fraction of the training split held out (seeded) to pick the best checkpoint."""
-    train_samples: int | None = None
+    train_samples: int | None = field(default=None, metadata=check(ge=1))
     """Train on a seeded, class-balanced subset of this many samples."""
-    seed: int = 0
+    seed: int = field(default=0, metadata=check(ge=0, le=2**63 - 1))
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str = field(default="fp32", metadata=check(choices=("fp32", "bf16", "fp16")))
     """fp32, bf16 or fp16 autocast."""
     channels_last: bool | None = None
     """Channels-last memory format for conv models; default: on for cpu and cuda."""
-    threads: int | None = None
+    threads: int | None = field(default=None, metadata=check(ge=1))
     """CPU threads (PyTorch intra-op); default: the cores no other process is busy on at start."""
     resume: str | None = None
     """Continue from a run's last.pt (a path, a run folder, or auto: the newest run of this command)."""
-    save_every: int | None = None
+    save_every: int | None = field(default=None, metadata=check(ge=1))
     """Also save a resumable last.pt every N optimizer steps (it is always saved at each epoch end)."""
     skip_nonfinite: bool = False
     """Skip and count batches whose loss is NaN/inf instead of stopping the run."""
     sync_bn: bool = False
     """Distributed runs: synchronise BatchNorm statistics across processes (SyncBatchNorm)."""
+    tensorboard: bool = False
+    """Write TensorBoard event files (scalars, hyperparameters, graph) into RUN/tensorboard/."""
+    stream: bool | None = None
+    """Decode a folder dataset from disk batch by batch instead of loading it into memory; default: on
+    for folders over 256 MiB of decoded pixels."""
+    workers: int | None = field(default=None, metadata=check(ge=0))
+    """DataLoader worker processes that decode streamed data (0: the main process); default: the
+    cores beyond two, at most 2."""
 
     def validate(self) -> TrainConfig:
-        checks = [
-            (self.epochs is None or self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}."),
-            (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}."),
-            (self.weight_decay >= 0, "--weight-decay must be >= 0."),
-            (self.l1 >= 0, "--l1 must be >= 0."),
-            (self.dropout is None or 0 <= self.dropout < 1, "--dropout must be in [0, 1)."),
-            (0 <= self.label_smoothing < 1, "--label-smoothing must be in [0, 1)."),
-            (0 <= self.val_split < 1, "--val-split must be in [0, 1)."),
-            (self.patience is None or self.patience >= 1, "--patience must be at least 1."),
-            (self.threads is None or self.threads >= 1, f"--threads must be at least 1, got {self.threads}."),
-            (self.save_every is None or self.save_every >= 1, "--save-every must be at least 1."),
-            (self.precision in ("fp32", "bf16", "fp16"),
-             f"--precision must be fp32, bf16 or fp16, not {self.precision!r}."),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise UsageError(message)
+        """Every field's type and range (declared beside it: `check(...)` metadata and the annotation),
+        then the registry names and the model's arguments; all before any file or folder is made."""
+        if isinstance(self.augment, str):  # a config file may say augment = "flip,crop"
+            self.augment = [self.augment]
+        validate_fields(self, flag_name)
         self._check_names()
+        if self.tensorboard:
+            require_tensorboard()
         return self
 
     def _check_names(self) -> None:
-        """Unknown dataset, optimizer, scheduler or loss names fail here, with a suggestion, before
-        any data is loaded or run folder made (the registries live beside torch code: imported only now)."""
+        """Unknown dataset, optimizer, scheduler, loss or model names and bad model arguments fail here,
+        with a suggestion, before any data is loaded or run folder made (the registries live beside torch
+        code: imported only now)."""
+        from dlcli.data.augment import parse_augment
         from dlcli.data.catalog import check_spec
         from dlcli.losses import LOSSES
+        from dlcli.models import model_args
         from dlcli.optim import OPTIMIZERS, SCHEDULERS
 
         if self.data is not None:
@@ -110,9 +113,25 @@ class TrainConfig:
         OPTIMIZERS.get(self.optimizer)
         SCHEDULERS.get(self.scheduler)
         LOSSES.get(self.loss)
+        model_args(self.model, self.model_args)
+        parse_augment(self.augment)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def flag_name(field_name: str) -> str:
+    """The flag a config field is given with: batch_size -> --batch-size."""
+    return "--" + field_name.replace("_", "-")
+
+
+def require_tensorboard() -> None:
+    """--tensorboard without the optional package fails in one line (exit 2) before any work; found
+    without importing it, so a config check stays cheap."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        raise UsageError("--tensorboard needs the tensorboard package: pip install 'dlcli[tensorboard]'")
 
 
 def field_names(cls: type) -> list[str]:

@@ -52,6 +52,15 @@ class Console:
         self.rich.print(table)
 
 
+def short_labels(paths: list[str]) -> dict[str, str]:
+    """File names when they are unique (tables are narrow), else the last two path parts."""
+    from pathlib import Path
+
+    names = {p: Path(p).name for p in paths}
+    unique = len(set(names.values())) == len(set(paths))
+    return names if unique else {p: str(Path(*Path(p).parts[-2:])) for p in paths}
+
+
 def format_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -74,10 +83,27 @@ def _clean(value: Any) -> Any:
 def emit_result(result: dict[str, Any], json_mode: bool) -> None:
     """Print a command's result on stdout: the whole object with --json, else the artifact path."""
     if json_mode:
-        sys.stdout.write(json.dumps(_clean(result), default=str) + "\n")
+        write_stdout(json.dumps(_clean(result), default=str) + "\n")
     elif result.get("artifact"):
-        sys.stdout.write(f"{result['artifact']}\n")
-    sys.stdout.flush()
+        write_stdout(f"{result['artifact']}\n")
+
+
+def write_stdout(text: str) -> None:
+    """Write and flush stdout. When the reader has closed it (`dlcli train | head -c0`) the work is
+    already done and saved; only this line cannot be delivered. Then stdout is pointed at /dev/null,
+    as the Python docs' note on SIGPIPE recommends, so that neither this nor the exit-time flush
+    fails, and the command ends like a finished one (like Unix tools, quietly)."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):  # not a real file descriptor (captured output in tests)
+            pass
+        finally:
+            os.close(devnull)
 
 
 def result(

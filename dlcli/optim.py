@@ -79,6 +79,19 @@ def make_optimizer(
     return factory(groups, base_lr, momentum, nesterov)
 
 
+def _momentum_cycle(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """One-cycle moves momentum opposite to the learning rate. PyTorch's default range (0.85-0.95)
+    would ignore --momentum, so for optimizers with a momentum setting (sgd, rmsprop) the cycle
+    peaks at the given momentum and dips to the same 0.85/0.95 of it; momentum 0 means no cycling.
+    Adam-family optimizers keep PyTorch's default cycling of beta1."""
+    momentum = optimizer.defaults.get("momentum")
+    if momentum is None:
+        return {}
+    if momentum <= 0:
+        return {"cycle_momentum": False}
+    return {"max_momentum": momentum, "base_momentum": momentum * 0.85 / 0.95}
+
+
 def make_scheduler(
     name: str,
     optimizer: torch.optim.Optimizer,
@@ -102,6 +115,7 @@ def make_scheduler(
             total_steps=total,
             pct_start=min(max(pct, 2.5 / total), 1 - 2.5 / total),
             anneal_strategy="cos",
+            **_momentum_cycle(optimizer),
         )
     warm = warmup_steps or 0
 

@@ -18,7 +18,7 @@ from dlcli.errors import InputFileError, UsageError
 # Options a resume may change: they alter how long or where the run goes, not what it is.
 CHANGEABLE = frozenset({
     "epochs", "device", "data_dir", "patience", "save_every", "skip_nonfinite", "resume", "threads",
-    "workers", "tensorboard",
+    "workers", "stream", "tensorboard",
 })
 
 

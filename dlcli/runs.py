@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-from dlcli.errors import ArtifactExistsError, InputFileError
+from dlcli.errors import ArtifactExistsError, InputFileError, UsageError
 
 LATEST_FILE = "latest.json"
+
+# Run folders this process created: a command that fails removes those it left empty (see
+# `remove_empty_created`), so a refused or crashed run leaves no runs/train/expN behind.
+_created: list[Path] = []
 
 
 def runs_root() -> Path:
@@ -25,11 +31,16 @@ def new_run_dir(command: str, name: str | None = None) -> Path:
     base = name or "exp"
     for n in range(1, 10_000):
         candidate = parent / (base if n == 1 else f"{base}{n}")
+        missing = _missing_folders(candidate)
         try:
             candidate.mkdir(parents=True, exist_ok=False)
-            return candidate
         except FileExistsError:
             continue
+        except OSError as exc:
+            raise UsageError(f"cannot create the run folder {candidate}: {exc.strerror or exc}; "
+                             "set DLCLI_RUNS_DIR or pass --out.") from None
+        _created.extend(missing)
+        return candidate
     raise ArtifactExistsError(f"too many runs named {base!r} in {parent}; pass --name or --out.")
 
 
@@ -42,8 +53,45 @@ def prepare_out_dir(out: str | Path | None, command: str, name: str | None, forc
         raise ArtifactExistsError(f"--out {path} is a file; give a folder.")
     if path.is_dir() and any(path.iterdir()) and not force:
         raise ArtifactExistsError(f"--out {path} already has files; pass --force to write into it anyway.")
-    path.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        remove_stale_temporaries(path)
+        return path
+    missing = _missing_folders(path)
+    try:
+        path.mkdir(parents=True)
+    except OSError as exc:
+        raise UsageError(f"--out {path} cannot be created: {exc.strerror or exc}.") from None
+    _created.extend(missing)
     return path
+
+
+def _missing_folders(path: Path) -> list[Path]:
+    """`path` and those of its parents that do not exist yet, outermost first."""
+    return [p for p in reversed([path, *path.parents]) if not p.exists()]
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the hidden `.<name>.<random>.tmp` files an interrupted `atomic_write` (SIGKILL, power
+    loss) left in a run folder that is now being reused; the files they were replacing are intact."""
+    removed = []
+    for tmp in folder.rglob(".*.tmp"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def remove_empty_created() -> None:
+    """After a failed command: remove the run folders it created and left empty (innermost first)."""
+    while _created:
+        folder = _created.pop()
+        # Everything under a folder this command made is its own: empty sub-folders go first.
+        inner = sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True)
+        for path in [*inner, folder]:
+            try:
+                path.rmdir()  # only succeeds when empty
+            except OSError:
+                pass
 
 
 def record_latest(checkpoint: Path) -> None:
@@ -74,11 +122,44 @@ def latest_checkpoint() -> Path:
     return path
 
 
-def check_output_file(path: str | Path, force: bool, is_ours: bool) -> Path:
-    """Refuse to overwrite a file dlcli did not write (unless --force)."""
+def check_output_file(path: str | Path, force: bool, is_ours: bool, written_by: str | None = None) -> Path:
+    """Refuse to overwrite a file that the same kind of step did not write (unless --force), and an
+    output that cannot be created; both before any work.
+
+    `is_ours`: the existing file is this step's own kind of output (a re-run replaces it).
+    `written_by`: the dlcli step that wrote it otherwise (for the message), None for a foreign file.
+    """
     path = Path(path)
     if path.is_dir():
         raise ArtifactExistsError(f"{path} is a folder; give a file path for --out.")
     if path.exists() and not is_ours and not force:
+        if written_by:
+            raise ArtifactExistsError(f"{path} was written by `dlcli {written_by}` for another purpose; pass "
+                                      "--force to replace it, or choose another --out.")
         raise ArtifactExistsError(f"{path} exists and was not written by dlcli; pass --force to overwrite it.")
+    check_writable(path)
     return path
+
+
+def check_step_output(path: str | Path, force: bool, step: str, written_by: Callable[[Path], str | None]) -> Path:
+    """`check_output_file` for a step's artifact: an existing file is "ours" only when the same kind
+    of step wrote it, as its own metadata says (`written_by(path)`: the last lineage step, None for a
+    file dlcli did not write). So `dlcli quantize --out best.onnx` does not replace an export."""
+    path = Path(path)
+    owner = written_by(path) if path.is_file() else None
+    return check_output_file(path, force, is_ours=owner == step, written_by=owner)
+
+
+def check_writable(path: Path) -> None:
+    """Fail now, not after the work, when `path`'s folder cannot be made or written (a parent that is
+    a file, /proc, a read-only mount): the nearest existing ancestor must accept a new file."""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        if not folder.is_dir():
+            raise NotADirectoryError(f"{folder} is not a folder")
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--out {path} cannot be written: {exc.strerror or exc}.") from None

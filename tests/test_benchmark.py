@@ -146,7 +146,7 @@ def test_benchmark_checkpoint_and_onnx(artifacts: tuple[Path, Path], tmp_path: P
     assert foreign.read_text() == "precious\n"
 
 
-def test_benchmark_with_data_reports_accuracy_and_default_plot(
+def test_benchmark_with_data_reports_accuracy_and_writes_no_plot_unasked(
     artifacts: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli
 ) -> None:
     monkeypatch.chdir(tmp_path)
@@ -155,7 +155,7 @@ def test_benchmark_with_data_reports_accuracy_and_default_plot(
     payload = result.json()
     accuracy = [r["accuracy"] for r in payload["rows"]]
     assert len(accuracy) == 2 and accuracy[0] == pytest.approx(accuracy[1], abs=1e-3)
-    assert payload["plot"] == "benchmark.png" and (tmp_path / "benchmark.png").is_file()
+    assert payload["plot"] is None and list(tmp_path.glob("*.png")) == []
 
 
 def test_static_onnx_skips_other_batch_sizes(artifacts: tuple[Path, Path], tmp_path: Path, cli) -> None:

@@ -90,3 +90,17 @@ def test_sigterm_to_one_rank_stops_all_at_the_same_step_and_resume_finishes(tmp_
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
     assert json.loads(out)["metrics"]["epochs"] == state["epoch"] + 1
+
+
+def test_prune_recovery_runs_distributed(tmp_path) -> None:
+    parent = tmp_path / "parent"
+    train = dlcli(tmp_path, "train", *TINY, "--epochs", "1", "--out", str(parent))
+    assert train.wait(timeout=300) == 0
+    proc = dlcli(tmp_path, "prune", str(parent / "best.pt"), "--method", "channel", "--amount", "0.5",
+                 "--nproc-per-node", "2", *TINY, "--no-latency", "--json")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    result = json.loads(out)  # exactly one JSON object: rank 0's
+    assert result["metrics"]["params"] < result["metrics"]["params_before"]
+    assert [p.name for p in (tmp_path / "runs" / "prune").iterdir()] == ["exp"]  # one recovery folder
+    assert load_checkpoint(result["artifact"]).metrics["accuracy"] == result["metrics"]["accuracy"]

@@ -214,7 +214,7 @@ def test_every_model_prunes_and_rebuilds(name: str, method: str) -> None:
     pruner.finalize()
     ckpt = Checkpoint(model_name=name, model_args=model_args(name, args), state_dict=dense_state_dict(model),
                       classes=[str(i) for i in range(10)], input_shape=[1, 28, 28], mean=[0.5], std=[0.25],
-                      dataset="x")
+                      dataset="x", extra={"pruning": {"method": method}})  # only recorded pruning reshapes
     rebuilt = ckpt.build_model().eval()
     x = torch.rand(3, 1, 28, 28)
     with torch.no_grad():

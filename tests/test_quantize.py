@@ -303,3 +303,18 @@ def test_usage_errors(cli, trained: dict[str, Path], tmp_path: Path, monkeypatch
     monkeypatch.setenv("DLCLI_MIRROR", "http://127.0.0.1:9")  # data that would have to be downloaded
     r = cli("quantize", trained["mlp"], "--method", "dynamic", "--report-layers", "--data", "mnist", *FAST)
     assert r.code == 2 and "--report-layers" in r.err and "download" not in r.err  # refused before any data
+
+
+def test_info_of_an_int8_file_shows_how_it_was_made_and_its_own_metrics(cli, static_run: dict) -> None:
+    artifact = static_run["artifact"]
+    shown = cli("info", artifact)
+    assert shown.code == 0, shown.err
+    for text in ("precision", "int8", "how it was quantized", "static (QDQ)", "64 train samples of mnist-sample",
+                 "node_Conv_68", "metrics (of this int8 file", "lineage", "quantize"):
+        assert text in shown.err, text
+    payload = cli("info", artifact, "--json").json()
+    assert payload["precision"] == "int8" and payload["quantization"]["method"] == "static"
+    assert payload["metrics"]["accuracy"] == pytest.approx(static_run["metrics"]["accuracy"])  # not fp32's
+    assert payload["metrics"]["size_bytes_fp32"] == static_run["metrics"]["size_bytes_fp32"]
+    assert payload["source_metrics"]["test_accuracy"] == pytest.approx(static_run["metrics"]["accuracy_fp32"],
+                                                                      abs=1e-6)

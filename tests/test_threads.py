@@ -55,6 +55,6 @@ def test_commands_set_the_threads_they_are_given(cli, tmp_path: Path) -> None:
         assert cli("eval", trained.json()["artifact"], "--threads", "1", "-q").code == 0
         assert torch.get_num_threads() == 1
         bad = cli("train", *FAST_TRAIN, "--threads", "0", "--out", tmp_path / "bad")
-        assert bad.code == 2 and "--threads must be at least 1" in bad.err
+        assert bad.code == 2 and "--threads must be" in bad.err
     finally:
         torch.set_num_threads(previous)

@@ -9,7 +9,6 @@ is built, and `dlcli --help` must not import torch.
 
 import functools
 import inspect
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -87,7 +86,8 @@ TRAINING_OPTIONS = [
     _opt("batch_size", int | None, "--batch-size", "-b", help="Batch size.", show_default="128"),
     _opt("optimizer", str | None, "--optimizer", help="sgd, adam, adamw or rmsprop.", show_default="sgd"),
     _opt("lr", float | None, "--lr", help="Peak learning rate (default per optimizer: sgd 0.2, adam(w) 2e-3)."),
-    _opt("momentum", float | None, "--momentum", help="SGD/RMSprop momentum.", show_default="0.9"),
+    _opt("momentum", float | None, "--momentum", help="SGD/RMSprop momentum, in [0, 1) (onecycle: its peak).",
+         show_default="0.9"),
     _opt("nesterov", bool | None, "--nesterov/--no-nesterov", help="Nesterov momentum (sgd).",
          show_default="on"),
     _opt("weight_decay", float | None, "--weight-decay", help="L2 regularization.", show_default="5e-4"),
@@ -114,6 +114,12 @@ TRAINING_OPTIONS = [
          help="Skip and count batches with a NaN/inf loss instead of stopping.", show_default="stop"),
     _opt("sync_bn", bool | None, "--sync-bn/--no-sync-bn",
          help="Distributed runs: synchronise BatchNorm statistics across processes.", show_default="off"),
+    _opt("tensorboard", bool | None, "--tensorboard/--no-tensorboard",
+         help="TensorBoard event files in RUN/tensorboard (needs dlcli[tensorboard]).", show_default="off"),
+    _opt("stream", bool | None, "--stream/--no-stream",
+         help="Decode a folder dataset from disk batch by batch (default: folders over 256 MiB decoded)."),
+    _opt("workers", int | None, "--workers", help="Processes decoding streamed data (0: main process).",
+         show_default="cores beyond 2, at most 2"),
 ]
 
 ResumeOpt = Annotated[str | None, typer.Option(
@@ -162,9 +168,9 @@ class TrainingInvocation:
         again (see dlcli.resume), and the run folder is the checkpoint's own unless --out says otherwise.
         In a distributed run, rank 0 makes the run folder and every rank writes into it.
         """
-        from dlcli.cli.common import launch_distributed, resumed_train_config
-        from dlcli.distributed import setup, shared_run_dir
-        from dlcli.runs import prepare_out_dir
+        from dlcli.cli.common import launch_distributed, resumed_train_config, show_config
+        from dlcli.distributed import current, setup, shared_run_dir
+        from dlcli.runs import prepare_out_dir, remove_stale_temporaries
 
         if self.nproc_per_node is not None:
             launch_distributed(self.nproc_per_node, ARGV)
@@ -176,24 +182,23 @@ class TrainingInvocation:
         if cfg is None:
             return None
         if self.print_config:
-            return self._print(cfg)
+            show_config(cfg, self.json_output)
+            return None
         setup(cfg.device)
         if self.resume:
-            return cfg, Path(out) if out is not None else checkpoint.parent
+            folder = Path(out) if out is not None else checkpoint.parent
+            if current().is_main:
+                remove_stale_temporaries(folder)  # a killed save's leftovers, as for a reused --out
+            return cfg, folder
         return cfg, shared_run_dir(lambda: prepare_out_dir(out, command, name, self.force))
-
-    def _print(self, cfg: Any) -> None:
-        from dlcli.config import dump_yaml
-
-        sys.stdout.write(dump_yaml(cfg.to_dict()))
-        return None
 
     def train_config(self, command_defaults: dict[str, Any] | None = None, **more: Any) -> Any:
         """defaults < the command's defaults < --config file < flags (`more` are the command's own);
         None after printing it when --print-config was given."""
         from dlcli.cli.common import resolve_train_config
 
-        return resolve_train_config(self.config, {**self.flags, **more}, self.print_config, command_defaults)
+        return resolve_train_config(self.config, {**self.flags, **more}, self.print_config, command_defaults,
+                                    self.json_output)
 
     def console(self) -> Any:
         """stderr for humans; in a distributed run only rank 0 talks (warnings still come from all)."""

@@ -28,8 +28,7 @@ def benchmark(
     data_dir: DataDirOpt = None,
     csv: Annotated[Path | None, typer.Option("--csv", help="Also write the rows to this CSV file.")] = None,
     plot: Annotated[Path | None, typer.Option(
-        "--plot", help="PNG of accuracy (or throughput) against latency.",
-        show_default="benchmark.png with several artifacts")] = None,
+        "--plot", help="Also draw accuracy (or throughput) against latency into this PNG file.")] = None,
     force: ForceOpt = False,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,

@@ -1,6 +1,5 @@
 """Small helpers the command modules share (kept free of torch)."""
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +19,26 @@ def emit(result: dict[str, Any], json_output: bool) -> None:
 
 
 def resolve_train_config(
-    config: Path | None, flags: dict[str, Any], print_config: bool, command_defaults: dict[str, Any] | None = None
+    config: Path | None, flags: dict[str, Any], print_config: bool, command_defaults: dict[str, Any] | None = None,
+    json_output: bool = False,
 ) -> TrainConfig | None:
     """defaults < the command's own defaults < --config file < flags; with --print-config, print the
-    result and return None."""
+    result (YAML, or one JSON object with --json) and return None."""
     file_values = {**(command_defaults or {}), **(read_config_file(config) if config else {})}
     cfg = merge(TrainConfig, file_values, flags).validate()
     if print_config:
-        sys.stdout.write(dump_yaml(cfg.to_dict()))
+        show_config(cfg, json_output)
         return None
     return cfg
+
+
+def show_config(cfg: TrainConfig, json_output: bool) -> None:
+    """The resolved config on stdout: YAML, or one JSON object with --json."""
+    import json
+
+    from dlcli.console import write_stdout
+
+    write_stdout(json.dumps(cfg.to_dict()) + "\n" if json_output else dump_yaml(cfg.to_dict()))
 
 
 def resumed_train_config(

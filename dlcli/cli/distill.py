@@ -36,17 +36,17 @@ def distill(
       dlcli distill --teacher runs/train/exp/best.pt --student cnn -a width=0.5 --baseline
       dlcli distill -t resnet.pt -s mlp -a hidden=[64] --data mnist --epochs 5 -T 4 --alpha 0.9
     """
+    from dlcli.workflows.distill import DistillOptions, run
+
+    options = DistillOptions(  # validates, before the run folder is made
+        teacher=teacher, student=student, student_args=parse_model_args(student_arg) or {}, temperature=temperature,
+        alpha=alpha, cache_teacher=cache_teacher, baseline=baseline, feature_loss=feature_loss,
+    )
     setup = given.run_setup("distill", out, name)
     if setup is None:
         return
-    from dlcli.workflows.distill import DistillOptions, run
-
     cfg, out_dir = setup
     baseline_dir = out_dir / "baseline" if baseline else None
     if baseline_dir is not None:
         baseline_dir.mkdir(exist_ok=True)
-    options = DistillOptions(
-        teacher=teacher, student=student, student_args=parse_model_args(student_arg) or {}, temperature=temperature,
-        alpha=alpha, cache_teacher=cache_teacher, baseline=baseline, feature_loss=feature_loss,
-    )
     given.emit(run(cfg, options, out_dir, baseline_dir, given.console()))

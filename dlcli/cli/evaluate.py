@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from dlcli.cli._options import DataDirOpt, DataOpt, DeviceOpt, JsonOpt, QuietOpt, ThreadsOpt
+from dlcli.cli._options import DataDirOpt, DataOpt, DeviceOpt, ForceOpt, JsonOpt, QuietOpt, ThreadsOpt
 from dlcli.cli.common import emit, make_console
 
 
@@ -15,17 +15,22 @@ def eval_command(
     data: DataOpt = None,
     data_dir: DataDirOpt = None,
     device: DeviceOpt = None,
+    plot: Annotated[Path | None, typer.Option(
+        "--plot", help="Also draw the confusion matrix into this PNG file.")] = None,
+    force: ForceOpt = False,
     threads: ThreadsOpt = None,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Evaluate a checkpoint or ONNX file on a dataset's test split (default: the dataset it was trained on).
+    """Evaluate a checkpoint or ONNX file on a dataset's test split (default: the dataset it was trained on):
+    loss, accuracy, and precision, recall and F1 per class.
 
     \b
     Examples:
       dlcli eval
       dlcli eval runs/train/exp/best.pt --data mnist
       dlcli eval "$(dlcli train -q)" --json
+      dlcli eval model.int8.onnx --plot confusion.png
     """
     from dlcli.runs import latest_checkpoint
     from dlcli.workflows.evaluate import run
@@ -33,4 +38,4 @@ def eval_command(
     console = make_console(quiet)
     path = artifact or latest_checkpoint()
     emit(run(path, data, str(data_dir) if data_dir else None, device.value if device else "auto", console,
-             threads), json_output)
+             plot, force, threads), json_output)

@@ -32,13 +32,13 @@ def finetune(
       dlcli finetune runs/train/exp/best.pt --data fashion-mnist --train-samples 1000
       dlcli finetune best.pt --data fashion-mnist --freeze all-but-head --unfreeze-after 2 --head-lr 0.1
     """
-    setup = given.run_setup("finetune", out, name)
-    if setup is None:
-        return
     from dlcli.runs import latest_checkpoint
     from dlcli.workflows.finetune import FinetuneOptions, run
 
-    cfg, out_dir = setup
+    options = FinetuneOptions(freeze=freeze, unfreeze_after=unfreeze_after, head_lr=head_lr)  # validates
     parent = checkpoint or latest_checkpoint()
-    options = FinetuneOptions(freeze=freeze, unfreeze_after=unfreeze_after, head_lr=head_lr)
+    setup = given.run_setup("finetune", out, name)
+    if setup is None:
+        return
+    cfg, out_dir = setup
     given.emit(run(parent, cfg, options, out_dir, given.console()))

@@ -74,12 +74,21 @@ def prune(
         finetune_epochs = alias
     from dlcli.workflows.prune import RECOVERY_BATCH_SIZE, PruneOptions, run
 
-    if given.resume or given.nproc_per_node is not None:
-        raise UsageError("prune runs in one process and does not resume: --resume and --nproc-per-node are for "
-                         "train, finetune and distill.")
+    if given.resume:
+        raise UsageError("prune does not resume (a round is short): run it again; --resume is for train, "
+                         "finetune and distill.")
+    if given.nproc_per_node is not None:
+        from dlcli.cli._options import ARGV
+        from dlcli.cli.common import launch_distributed
+
+        launch_distributed(given.nproc_per_node, ARGV)
+        return
     cfg = given.train_config({"batch_size": RECOVERY_BATCH_SIZE})
     if cfg is None:
         return
+    from dlcli.distributed import setup
+
+    setup(cfg.device)
     from dlcli.compress.pruning import PruneSpec
     from dlcli.runs import latest_checkpoint
 

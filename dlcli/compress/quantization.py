@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -86,7 +87,12 @@ class ArrayCalibrationReader(CalibrationDataReader):
     """Feeds float32 inputs to onnxruntime's calibrator in batches; `rewind` starts over, so the same
     reader serves calibration and the per-layer error report."""
 
-    def __init__(self, x: np.ndarray, input_name: str, batch_size: int = CALIBRATION_BATCH) -> None:
+    def __init__(self, x: np.ndarray, input_name: str, batch_size: int = CALIBRATION_BATCH,
+                 fixed_batch: bool = False) -> None:
+        """`fixed_batch`: the graph takes exactly `batch_size` rows (an export with --static-batch), so
+        a shorter last batch is dropped instead of being refused by onnxruntime."""
+        if fixed_batch:
+            x = x[: len(x) - len(x) % batch_size]
         if len(x) == 0:
             raise UsageError("no calibration samples: static quantization needs data (--data, --calib-samples).")
         self.x = np.ascontiguousarray(x, dtype=np.float32)
@@ -189,15 +195,17 @@ def resolve_exclusions(proto: onnx.ModelProto, items: Sequence[str], method: str
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def _quiet(silent: bool = False) -> Iterator[None]:
     """onnxruntime's quantization tools log warnings on the root logger (per-channel axis notes,
-    pre-processing advice) and print progress: keep both off our stdout and out of the user's way."""
+    pre-processing advice) and print progress (the percentile/entropy calibrators): keep both off our
+    stdout and out of the user's way; `silent` (--quiet) drops the progress prints altogether."""
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)
     try:
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
+        with open(os.devnull, "w") if silent else contextlib.nullcontext(sys.stderr) as sink:
+            with contextlib.redirect_stdout(sink):
+                yield
     finally:
         root.setLevel(level)
 
@@ -216,15 +224,16 @@ def preprocess(proto: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def quantize(
-    proto: onnx.ModelProto, spec: QuantSpec, calibration: ArrayCalibrationReader | None = None
+    proto: onnx.ModelProto, spec: QuantSpec, calibration: ArrayCalibrationReader | None = None,
+    silent: bool = False,
 ) -> onnx.ModelProto:
     """The int8 model of `proto` (a graph from `preprocess`/`rewrite_for_int8`); metadata_props are the
-    caller's to write."""
+    caller's to write. `silent`: drop onnxruntime's progress prints (--quiet)."""
     op_types = [t for t in quantizable_op_types(spec.method) if t not in set(spec.exclude_op_types)]
     with tempfile.TemporaryDirectory(prefix="dlcli-quantize-") as tmp:
         source, out = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         onnx.save_model(proto, str(source))
-        with _quiet():
+        with _quiet(silent):
             _run_quantizer(spec, source, out, op_types, calibration)
         return onnx.load_model(str(out))
 

@@ -186,19 +186,22 @@ def check_spec(spec: str) -> DatasetSpec | None:
 
 def load_dataset(
     spec: str, data_dir: str | Path | None = None, download: bool = True, progress: bool = False,
-    test_only: bool = False,
+    test_only: bool = False, stream: bool | None = None,
 ) -> Dataset:
     """Load a dataset by spec: a registered name, `folder:PATH` or `csv:PATH`.
 
     `data_dir` is searched first for named datasets; `download=False` turns a missing dataset into an
     error instead of a download; `progress` shows a download bar when stderr is a terminal.
     `test_only` (evaluation) leaves a named IDX dataset's train split empty, so its train files are
-    neither needed nor read; other datasets load whole.
+    neither needed nor read; other datasets load whole. `stream` (folders only) keeps the images on
+    disk (True), decodes them into memory (False) or decides by size (None; see `read_folder`).
     """
     entry = check_spec(spec)
+    kind, _, rest = spec.partition(":")
+    if stream and (entry is not None or kind != "folder"):
+        raise UsageError(f"--stream applies to folder:PATH datasets; {spec} is read into memory.")
     if entry is None:
-        kind, _, rest = spec.partition(":")
-        return _load_path(spec, kind, Path(rest).expanduser())
+        return _load_path(spec, kind, Path(rest).expanduser(), stream)
     if test_only:
         entry = entry.test_only()
     folder = resolve.locate_or_download(entry, data_dir, download, progress)
@@ -213,15 +216,20 @@ def _lookup(spec: str) -> DatasetSpec:
     return DATASETS.get(name)
 
 
-def _load_path(spec: str, kind: str, path: Path) -> Dataset:
+def _load_path(spec: str, kind: str, path: Path, stream: bool | None = None) -> Dataset:
     """`folder:`/`csv:` datasets keep the spec as their name, so a checkpoint's record can reload them."""
     if kind == "folder":
         from dlcli.data.folder import read_folder
 
-        return read_folder(path, name=spec).with_stats()
-    from dlcli.data.tabular import read_csv
+        dataset = read_folder(path, name=spec, stream=stream)
+    else:
+        from dlcli.data.tabular import read_csv
 
-    return read_csv(path, name=spec).with_stats()
+        dataset = read_csv(path, name=spec)
+    if dataset.num_classes < 2:  # a one-class "classifier" trains to a meaningless 100 %
+        raise InputFileError(f"{path} holds {dataset.num_classes} class(es) ({', '.join(dataset.classes)}); "
+                             "classification needs at least two.")
+    return dataset.with_stats()
 
 
 def _read_named(entry: DatasetSpec, folder: Path) -> Dataset:

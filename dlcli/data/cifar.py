@@ -92,7 +92,9 @@ def safe_unpickle(path: Path, expect_md5: str | None = None) -> Any:
             "(the file may be malicious)"
         ) from None
     except Exception as e:  # a damaged pickle fails in many ways; all of them mean bad input
-        raise InputFileError(f"{path} is not a readable CIFAR batch ({type(e).__name__}: {e})") from None
+        raise InputFileError(
+            f"{path} is not a readable CIFAR batch ({type(e).__name__}: {' '.join(str(e).split())})"  # one line
+        ) from None
 
 
 def read_cifar10(folder: Path, md5s: dict[str, str | None] | None = None) -> tuple[Split, Split, list[str]]:

@@ -104,8 +104,7 @@ def _read_stream(f: BinaryIO, path: Path) -> tuple[np.ndarray, str]:
     nbytes = math.prod(shape) * dtype.itemsize
     if nbytes > _MAX_BYTES:
         raise InputFileError(f"{path} is corrupt: its header announces an implausible shape {shape}")
-    payload = bytearray(nbytes)
-    _read_into(f, payload, path)
+    payload = _read_payload(f, nbytes, path)
     digest.update(payload)
     if f.read(1):
         raise InputFileError(f"{path} is corrupt: it has data after the {shape} values its header announces")
@@ -130,17 +129,19 @@ def _read_exact(f: BinaryIO, n: int, path: Path, what: str) -> bytes:
     return data
 
 
-def _read_into(f: BinaryIO, buffer: bytearray, path: Path) -> None:
-    """Fill `buffer` completely; gzip's readinto may return short counts, so loop."""
-    view = memoryview(buffer)
-    filled = 0
-    while filled < len(buffer):
-        n = f.readinto(view[filled : filled + _CHUNK])
-        if not n:
+def _read_payload(f: BinaryIO, nbytes: int, path: Path) -> bytearray:
+    """Read exactly `nbytes`, growing the buffer chunk by chunk: memory follows the data actually
+    present, so a 12-byte file whose header announces a gigabyte is refused as truncated without a
+    gigabyte being allocated first. gzip's read may return short counts, so loop."""
+    payload = bytearray()
+    while len(payload) < nbytes:
+        chunk = f.read(min(_CHUNK, nbytes - len(payload)))
+        if not chunk:
             raise InputFileError(
-                f"{path} is truncated: {filled} of {len(buffer)} data bytes present; download it again"
+                f"{path} is truncated: {len(payload)} of {nbytes} data bytes present; download it again"
             )
-        filled += n
+        payload += chunk
+    return payload
 
 
 def _one_line(e: BaseException) -> str:

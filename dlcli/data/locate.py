@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dlcli.errors import UsageError
+
 DATA_DIR_ENV = "DLCLI_DATA_DIR"
 CACHE_DIR_ENV = "DLCLI_CACHE_DIR"
 
@@ -23,7 +25,10 @@ def cache_dir() -> Path:
     """dlcli's cache: `$DLCLI_CACHE_DIR`, else `$XDG_CACHE_HOME/dlcli`, else `~/.cache/dlcli`."""
     explicit = os.environ.get(CACHE_DIR_ENV)
     if explicit:
-        return Path(explicit).expanduser()
+        path = Path(explicit).expanduser()
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"${CACHE_DIR_ENV}={explicit} is not a folder; point it at a folder (or unset it).")
+        return path
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     return base / "dlcli"

@@ -44,7 +44,7 @@ def read_csv(path: Path, name: str) -> Dataset:
     test = _read_table(test_path) if test_path.is_file() else None
     if test is not None and test.header != train.header:
         raise InputFileError(f"{test_path} has columns {test.header}, but {path} has {train.header}")
-    label_col = _label_column(train.header)
+    label_col = label_column(train.header)
     tables = [train] if test is None else [train, test]
     labels = [_labels(t, label_col) for t in tables]
     classes = _class_names([v for split in labels for v in split])
@@ -86,7 +86,8 @@ def _read_table(path: Path) -> _Table:
     return _Table(path, header, rows, lines)
 
 
-def _label_column(header: list[str]) -> int:
+def label_column(header: list[str]) -> int:
+    """Index of the label column (see the module docstring); `dlcli predict` drops it the same way."""
     lowered = [h.lower() for h in header]
     for name in LABEL_COLUMNS:
         if name in lowered:

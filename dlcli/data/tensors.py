@@ -56,7 +56,7 @@ def carve_validation(
         return split, None
     if n_val >= len(split):
         raise UsageError("--val-split leaves no training samples.")
-    order = torch.randperm(len(split), generator=generator).to(split.x.device)
+    order = torch.randperm(len(split), generator=generator).to(split.y.device)
     return split.subset(order[n_val:]), split.subset(order[:n_val])
 
 
@@ -66,7 +66,7 @@ def limit_samples(split: TensorSplit, count: int | None, generator: torch.Genera
         return split
     if count <= 0:
         raise UsageError(f"--train-samples must be positive, got {count}.")
-    order = torch.randperm(len(split), generator=generator).to(split.x.device)
+    order = torch.randperm(len(split), generator=generator).to(split.y.device)
     labels = split.y[order]
     classes = torch.unique(labels)
     per_class = max(1, count // len(classes))

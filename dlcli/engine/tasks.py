@@ -3,7 +3,7 @@ distillation is another task, not another loop (timm's `timm/task/` does the sam
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -75,3 +75,29 @@ class DistillationTask(ClassificationTask):
                 teacher_logits = self.teacher(x)
         loss = distillation_loss(logits, teacher_logits.float(), hard, self.temperature, self.alpha)
         return loss, logits
+
+
+class FeatureDistillationTask(DistillationTask):
+    """Logit distillation plus MSE between the penultimate features (the head's inputs) of student
+    and teacher, when both have the same width (FitNets-style hint without a regressor)."""
+
+    def __init__(self, *args: Any, feature_weight: float, student: nn.Module, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        from dlcli.models.surgery import head_name
+
+        self.weight = feature_weight
+        self._features: dict[str, torch.Tensor] = {}
+        for key, model in (("student", student), ("teacher", self.teacher)):
+            head = dict(model.named_modules())[head_name(model)]
+            head.register_forward_pre_hook(self._capture(key))
+
+    def _capture(self, key: str):
+        def hook(_module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+            self._features[key] = inputs[0]
+
+        return hook
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *extra: torch.Tensor):
+        loss, logits = super().__call__(model, x, y)  # runs the teacher: features are not cached
+        hint = nn.functional.mse_loss(self._features["student"], self._features["teacher"].detach())
+        return loss + self.weight * hint, logits

@@ -17,12 +17,14 @@ import numpy as np
 import onnx
 
 from dlcli import __version__
-from dlcli.checkpoint import Checkpoint
+from dlcli.checkpoint import Checkpoint, lineage_rows
 from dlcli.console import Console, result
-from dlcli.errors import InputFileError
+from dlcli.errors import InputFileError, UsageError
 from dlcli.export.runtime import load_onnx
 
 PREFIX = "dlcli."
+PARAMS_NOTE = ("weights and biases in the graph (int8 scales and zero points counted apart); fewer than the "
+               "checkpoint's parameters when BatchNorm is folded into the convolutions on export")
 METADATA_VERSION = 1
 
 
@@ -72,17 +74,63 @@ def read_metadata(proto: onnx.ModelProto) -> dict[str, Any]:
     return values
 
 
-def is_dlcli_onnx(path: str | Path) -> bool:
-    """Whether an existing file is an ONNX model dlcli wrote (so overwriting it needs no --force)."""
+def written_by(path: str | Path) -> str | None:
+    """The dlcli step that wrote an existing ONNX file ("export", "quantize"), from its own metadata's
+    lineage; None for a file dlcli did not write. Decides whether a re-run may replace it."""
     try:
-        return "version" in read_metadata(load_onnx(path))
+        meta = read_metadata(load_onnx(path))
     except InputFileError:
-        return False
+        return None
+    if "version" not in meta:
+        return None
+    lineage = meta.get("lineage")
+    if isinstance(lineage, list) and lineage and isinstance(lineage[-1], dict) and lineage[-1].get("step"):
+        return str(lineage[-1]["step"])
+    return "quantize" if "quantization" in meta else "export"
 
 
 def parameter_count(proto: onnx.ModelProto) -> int:
-    """Elements in all initializers: for an int8 model that includes scales and zero points."""
-    return int(sum(int(np.prod(t.dims, dtype=np.int64)) for t in proto.graph.initializer))
+    """Weights and biases stored in the graph: elements of the initializers except shape constants and
+    the scales and zero points of (De)QuantizeLinear nodes, so an int8 file and its fp32 source count alike. Either
+    is below the checkpoint's parameter count when the exporter folded BatchNorm into the convolutions
+    (see `parameter_counts`)."""
+    return parameter_counts(proto)["params"]
+
+
+def parameter_counts(proto: onnx.ModelProto) -> dict[str, int]:
+    """{"params": weights and biases, "quantization_params": scales and zero points}."""
+    # int64 initializers are shapes and axes (Reshape, Flatten constants), not learned values.
+    sizes = {t.name: int(np.prod(t.dims, dtype=np.int64)) for t in proto.graph.initializer
+             if t.data_type != onnx.TensorProto.INT64}
+    quant = {name for node in proto.graph.node if node.op_type in ("QuantizeLinear", "DequantizeLinear")
+             for name in node.input[1:] if name in sizes}
+    return {"params": sum(v for k, v in sizes.items() if k not in quant),
+            "quantization_params": sum(sizes[k] for k in quant)}
+
+
+def check_against_graph(proto: onnx.ModelProto, meta: dict[str, Any], path: str | Path) -> None:
+    """The dlcli metadata must describe this graph: a file whose `input_shape` or `classes` disagree
+    with the graph's own input and output (edited, or metadata copied from another model) is refused
+    as one line, rather than failing later inside onnxruntime or being shown as if it were true."""
+    from dlcli.validation import coerce
+
+    try:
+        shape = coerce("input_shape", meta.get("input_shape"), list[int] | None)
+        classes = coerce("classes", meta.get("classes"), list[str] | None)
+    except UsageError as exc:
+        raise InputFileError(f"{path}: damaged dlcli metadata: {exc}") from None
+    graph_in = [d.dim_value or None for d in proto.graph.input[0].type.tensor_type.shape.dim][1:] \
+        if proto.graph.input else []
+    graph_out = [d.dim_value or None for d in proto.graph.output[0].type.tensor_type.shape.dim] \
+        if proto.graph.output else []
+    differs = len(shape or []) != len(graph_in) or any(
+        g is not None and g != m for g, m in zip(graph_in, shape or [], strict=False))
+    if shape is not None and graph_in and differs:
+        raise InputFileError(f"{path}: its dlcli metadata says input shape {shape} but the graph takes "
+                             f"{graph_in}; the file was altered or its metadata belongs to another model.")
+    if classes is not None and graph_out and graph_out[-1] is not None and graph_out[-1] != len(classes):
+        raise InputFileError(f"{path}: its dlcli metadata names {len(classes)} classes but the graph outputs "
+                             f"{graph_out[-1]}; the file was altered or its metadata belongs to another model.")
 
 
 def graph_io(proto: onnx.ModelProto) -> dict[str, list[dict[str, Any]]]:
@@ -104,15 +152,20 @@ def opset_version(proto: onnx.ModelProto) -> int | None:
 
 
 def describe_onnx(path: Path, console: Console) -> dict[str, Any]:
-    """`dlcli info X.onnx`: the dlcli metadata, graph inputs/outputs, opset and parameter count."""
+    """`dlcli info X.onnx`: the dlcli metadata, graph inputs/outputs, opset and parameter count; for an
+    int8 file also how it was quantized, and its own measured metrics rather than its fp32 parent's."""
     start = time.perf_counter()
     proto = load_onnx(path)
     meta = read_metadata(proto)
+    check_against_graph(proto, meta, path)
+    quantization = meta.get("quantization")
     details = {
         "format": "onnx",
+        "precision": "int8" if quantization else "fp32",
         "model": (meta.get("model") or {}).get("name"),
         "model_args": (meta.get("model") or {}).get("args"),
-        "params": parameter_count(proto),
+        **parameter_counts(proto),
+        "params_note": PARAMS_NOTE,
         "input_shape": meta.get("input_shape"),
         "classes": meta.get("classes"),
         "normalization": meta.get("normalization"),
@@ -133,7 +186,38 @@ def describe_onnx(path: Path, console: Console) -> dict[str, Any]:
     rows += [[f"{kind[:-1]} {v['name']}", f"{v['dtype']} {v['shape']}"]
              for kind in ("inputs", "outputs") for v in details[kind]]
     console.table(str(path), ["field", "value"], rows)
-    metrics = meta.get("metrics") or {}
+    source_metrics = meta.get("metrics") or {}
+    metrics = source_metrics
+    if quantization:
+        console.table("how it was quantized", ["setting", "value"], quantization_rows(quantization))
+        metrics = quantization.get("metrics") or {}
+        details.update(quantization=quantization, source_metrics=source_metrics)
     if metrics:
-        console.table("metrics (of the source checkpoint)", ["metric", "value"], [[k, v] for k, v in metrics.items()])
+        title = "metrics (of this int8 file, measured when it was made)" if quantization else \
+            "metrics (of the source checkpoint)"
+        console.table(title, ["metric", "value"], [[k, v] for k, v in metrics.items()])
+    if details["lineage"]:
+        console.table("lineage", ["step", "time", "details"], lineage_rows(details["lineage"]))
     return result("info", None, metrics, None, time.perf_counter() - start, path=str(path), **details)
+
+
+def quantization_rows(record: dict[str, Any]) -> list[list[Any]]:
+    """The quantize step's record (see `dlcli.workflows.quantize`) as the settings a reader asks about."""
+    calibration = record.get("calibration")
+    if calibration:
+        calibration = (f"{calibration.get('samples')} {calibration.get('split')} samples of "
+                       f"{calibration.get('dataset')}, {calibration.get('method')}, seed {calibration.get('seed')}")
+    excluded = [*(record.get("exclude_nodes") or []), *(f"all {t}" for t in record.get("exclude_op_types") or [])]
+    rows = [
+        ["method", f"{record.get('method')} ({record.get('format')})"],
+        ["weights / activations", f"{record.get('weights')} / {record.get('activations')}"],
+        ["per channel", record.get("per_channel")],
+        ["reduce range", f"{record.get('reduce_range')} ({record.get('reduce_range_reason')})"
+         if record.get("reduce_range_reason") else record.get("reduce_range")],
+        ["calibration", calibration or "none (dynamic)"],
+        ["excluded nodes", ", ".join(excluded) or "none"],
+        ["excluded but int8 in onnxruntime", ", ".join(record.get("excluded_but_int8_in_onnxruntime") or []) or None],
+        ["graph rewrites", "; ".join(record.get("rewrites") or []) or None],
+        ["quantized on", f"{record.get('cpu')} ({' '.join(record.get('isa') or [])})" if record.get("cpu") else None],
+    ]
+    return [row for row in rows if row[1] is not None]

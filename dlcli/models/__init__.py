@@ -9,6 +9,10 @@ from __future__ import annotations
 
 # Importing the families registers them.
 from dlcli.models import cnn, mlp, resnet, vit  # noqa: E402,F401,I001
-from dlcli.models.registry import MODELS, ModelSpec, count_parameters, create_model, model_args
+from dlcli.models.plugins import load_plugins
+from dlcli.models.registry import MODELS, ModelSpec, count_parameters, create_model, model_args, register_model
 
-__all__ = ["MODELS", "ModelSpec", "count_parameters", "create_model", "model_args"]
+load_plugins()  # models registered from outside the package ($DLCLI_PLUGINS, entry points)
+
+__all__ = ["MODELS", "ModelSpec", "count_parameters", "create_model", "load_plugins", "model_args",
+           "register_model"]

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from torch import nn
 
 from dlcli.models.activations import DEFAULT_ACTIVATION, make_activation
-from dlcli.models.registry import MODELS, ModelSpec
+from dlcli.models.registry import MAX_WIDTH, MODELS, ModelSpec
+from dlcli.validation import Range
 
 
 def conv_bn_act(cin: int, cout: int, activation: str = DEFAULT_ACTIVATION) -> list[nn.Module]:
@@ -45,4 +46,8 @@ def cnn(
     return nn.Sequential(*layers)
 
 
-MODELS.add("cnn", ModelSpec(cnn, "compact ConvNet (conv-BN-ReLU, max-pool, global pool); the default"))
+MODELS.add("cnn", ModelSpec(
+    cnn, "compact ConvNet (conv-BN-ReLU, max-pool, global pool); the default",
+    ranges={"channels": Range(ge=1, le=MAX_WIDTH, min_items=1), "width": Range(gt=0, le=64),
+            "pool_stages": Range(ge=0, le=16), "dropout": Range(ge=0, lt=1)},
+))

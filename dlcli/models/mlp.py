@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from torch import nn
 
 from dlcli.models.activations import DEFAULT_ACTIVATION, make_activation
-from dlcli.models.registry import MODELS, ModelSpec
+from dlcli.models.registry import MAX_WIDTH, MODELS, ModelSpec
+from dlcli.validation import Range
 
 
 def mlp(
@@ -30,4 +31,7 @@ def mlp(
     return nn.Sequential(*layers)
 
 
-MODELS.add("mlp", ModelSpec(mlp, "multi-layer perceptron; images or tabular features", image_only=False))
+MODELS.add("mlp", ModelSpec(
+    mlp, "multi-layer perceptron; images or tabular features", image_only=False,
+    ranges={"hidden": Range(ge=1, le=MAX_WIDTH), "dropout": Range(ge=0, lt=1)},
+))

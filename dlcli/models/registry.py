@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -12,21 +13,56 @@ from torch import nn
 
 from dlcli.errors import UsageError
 from dlcli.registry import Registry
+from dlcli.validation import Range, coerce, describe_field
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     """A model family: `factory(input_shape, num_classes, **args) -> nn.Module`.
 
-    `image_only` families need (C, H, W) inputs; others also accept flat (F,) features.
+    `image_only` families need (C, H, W) inputs; others also accept flat (F,) features. `ranges`
+    declares the allowed range of each constructor argument (its type is the factory's annotation):
+    `model_args` checks user values and checkpoints' recorded values against both, and `dlcli models`
+    shows them.
     """
 
     factory: Callable[..., nn.Module]
     summary: str
     image_only: bool = True
+    ranges: dict[str, Range] = field(default_factory=dict)
+
+    def arguments(self) -> dict[str, inspect.Parameter]:
+        params = inspect.signature(self.factory).parameters
+        return {k: p for k, p in params.items() if k not in ("input_shape", "num_classes")}
+
+    def argument_types(self) -> dict[str, Any]:
+        hints = typing.get_type_hints(self.factory)
+        return {k: hints.get(k, Any) for k in self.arguments()}
+
+    def describe_arguments(self) -> dict[str, str]:
+        """{"width": "a number, > 0", ...} for `dlcli models`."""
+        return {k: describe_field(hint, self.ranges.get(k)) for k, hint in self.argument_types().items()}
 
 
 MODELS: Registry[ModelSpec] = Registry("model")
+
+# Upper bounds for layer widths and depths: far above any model dlcli trains, low enough that a typo
+# or a crafted checkpoint (channels=[10**9]) is refused instead of allocating tens of gigabytes.
+MAX_WIDTH = 1 << 16
+MAX_DEPTH = 1000
+
+
+def register_model(name: str, summary: str = "", image_only: bool = True) -> Callable[[Callable[..., nn.Module]],
+                                                                                    Callable[..., nn.Module]]:
+    """Decorator for a factory `f(input_shape, num_classes, **args) -> nn.Module`, as timm's
+    `@register_model`: the model is then known to every command by `name` (see dlcli.models.plugins
+    for making a model defined outside dlcli importable by the CLI)."""
+
+    def add(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        MODELS.add(name, ModelSpec(factory, summary or (factory.__doc__ or name).strip().splitlines()[0], image_only))
+        return factory
+
+    return add
 
 
 class Normalize(nn.Module):
@@ -58,24 +94,27 @@ class Classifier(nn.Module):
 
 
 def model_args(name: str, args: dict[str, Any] | None) -> dict[str, Any]:
-    """Check user-given constructor arguments against the factory's signature, fill defaults.
+    """Check constructor arguments against the model's own declaration (the factory's annotations and
+    `ModelSpec.ranges`) and fill defaults.
 
     The result is what the checkpoint stores, so a later load rebuilds the same model.
     """
     spec = MODELS.get(name)
-    params = inspect.signature(spec.factory).parameters
-    allowed = {k: p for k, p in params.items() if k not in ("input_shape", "num_classes")}
+    allowed = spec.arguments()
+    types = spec.argument_types()
     resolved = {
         k: list(p.default) if isinstance(p.default, tuple) else p.default
         for k, p in allowed.items()
         if p.default is not inspect.Parameter.empty
     }
+    if args is not None and not isinstance(args, dict):
+        raise UsageError(f"model arguments must be a mapping of names to values, got {args!r}.")
     for key, value in (args or {}).items():
-        key = key.replace("-", "_")
+        key = str(key).replace("-", "_")
         if key not in allowed:
             options = ", ".join(allowed) or "none"
             raise UsageError(f"model {name!r} has no argument {key!r}. Its arguments: {options}.")
-        resolved[key] = list(value) if isinstance(value, tuple) else value
+        resolved[key] = coerce(f"model argument {key} ({name})", value, types[key], spec.ranges.get(key))
     return resolved
 
 

@@ -10,7 +10,8 @@ from torch import nn
 
 from dlcli.errors import UsageError
 from dlcli.models.activations import DEFAULT_ACTIVATION, make_activation
-from dlcli.models.registry import MODELS, ModelSpec
+from dlcli.models.registry import MAX_DEPTH, MAX_WIDTH, MODELS, ModelSpec
+from dlcli.validation import Range
 
 
 class BasicBlock(nn.Module):
@@ -63,4 +64,8 @@ def resnet(
     return nn.Sequential(*layers)
 
 
-MODELS.add("resnet", ModelSpec(resnet, "CIFAR-style ResNet (depth 6n+2, default ResNet-20)"))
+MODELS.add("resnet", ModelSpec(
+    resnet, "CIFAR-style ResNet (depth 6n+2, default ResNet-20)",
+    ranges={"depth": Range(ge=8, le=MAX_DEPTH), "width": Range(gt=0, le=64),
+            "stage_channels": Range(ge=1, le=MAX_WIDTH, min_items=1)},
+))

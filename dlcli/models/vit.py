@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from dlcli.errors import UsageError
-from dlcli.models.registry import MODELS, ModelSpec
+from dlcli.models.registry import MAX_DEPTH, MAX_WIDTH, MODELS, ModelSpec
+from dlcli.validation import Range
 
 
 class Attention(nn.Module):
@@ -89,4 +90,8 @@ def vit(
     return VisionTransformer(input_shape, num_classes, patch, dim, depth, heads, mlp_ratio, dropout)
 
 
-MODELS.add("vit", ModelSpec(vit, "small vision transformer (patch 4, dim 64, depth 4, 4 heads)"))
+MODELS.add("vit", ModelSpec(
+    vit, "small vision transformer (patch 4, dim 64, depth 4, 4 heads)",
+    ranges={"patch": Range(ge=1, le=1024), "dim": Range(ge=1, le=MAX_WIDTH), "depth": Range(ge=1, le=MAX_DEPTH),
+            "heads": Range(ge=1, le=1024), "mlp_ratio": Range(gt=0, le=64), "dropout": Range(ge=0, lt=1)},
+))

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from dlcli.checkpoint import atomic_write
-from dlcli.console import Console, result
+from dlcli.console import Console, result, short_labels
 from dlcli.data.dataset import Dataset
 from dlcli.errors import InputFileError, UsageError, WorkError
 from dlcli.export.environment import available_cores, busy_warning, environment, fingerprint
@@ -24,7 +24,6 @@ from dlcli.export.timing import LatencyStats, describe_method, input_batches
 from dlcli.runs import check_output_file
 
 POOL_SIZE = 512  # real images the timed batches rotate through, when --data is given
-PLOT_DEFAULT = "benchmark.png"
 COMPARE_ROUNDS = 3  # several artifacts: interleaved rounds, so a noisy spell on the machine hits all alike
 
 
@@ -43,7 +42,7 @@ class BenchmarkConfig:
     data_dir: str | None = None
     csv: Path | None = None
     plot: Path | None = None
-    """PNG of accuracy (or throughput) against latency; default PLOT_DEFAULT with several artifacts."""
+    """PNG of accuracy (or throughput) against latency; none unless asked for."""
     force: bool = False
     rounds: int | None = None
     """Interleaved timing rounds (iters/seconds apply to each); None: COMPARE_ROUNDS with several
@@ -86,7 +85,6 @@ def parse_batch_sizes(text: str) -> list[int]:
 def run(cfg: BenchmarkConfig, console: Console) -> dict[str, Any]:
     start = time.perf_counter()
     threads = cfg.threads or available_cores()
-    plot = cfg.plot or (Path(PLOT_DEFAULT) if len(cfg.artifacts) > 1 else None)
     method = describe_method(cfg.warmup, cfg.iters, cfg.seconds, rounds=cfg.rounds)
     artifacts = [open_artifact(path, cfg, threads) for path in cfg.artifacts]  # fail fast on a bad file
     env = environment(threads)
@@ -99,7 +97,7 @@ def run(cfg: BenchmarkConfig, console: Console) -> dict[str, Any]:
     with _torch_threads(threads), torch.inference_mode():
         dataset = _load_data(cfg, console)
         metrics = [artifact.accuracy(dataset, console) if dataset is not None else {} for artifact in artifacts]
-        stats = _time_all(artifacts, cfg, dataset.model_inputs(POOL_SIZE) if dataset is not None else None, console)
+        stats = time_all(artifacts, cfg, dataset.model_inputs(POOL_SIZE) if dataset is not None else None, console)
     machine = fingerprint(env)
     rows = [
         {"artifact": str(a.path), "runtime": a.runner.runtime, "device": a.runner.device, **s.to_dict(),
@@ -109,7 +107,7 @@ def run(cfg: BenchmarkConfig, console: Console) -> dict[str, Any]:
     ]
     _show_table(rows, console)
     csv_path = _write_csv(rows, cfg.csv, cfg.force) if cfg.csv else None
-    plot_path = _write_plot(rows, plot, cfg.force) if plot and rows else None
+    plot_path = _write_plot(rows, cfg.plot, cfg.force) if cfg.plot and rows else None
     artifact = csv_path or plot_path
     devices = ",".join(sorted({r["device"] for r in rows})) or None
     return result("benchmark", str(artifact) if artifact else None, {}, devices, time.perf_counter() - start,
@@ -169,7 +167,7 @@ def _open_checkpoint(path: Path, device_name: str, compile: bool) -> Artifact:
     return Artifact(path, runner, list(ckpt.input_shape), count_parameters(model), accuracy)
 
 
-def _time_all(
+def time_all(
     artifacts: list[Artifact], cfg: BenchmarkConfig, pool: np.ndarray | None, console: Console
 ) -> list[list[LatencyStats]]:
     """Per artifact, its stats at each batch size it accepts. All artifacts at one batch size are
@@ -228,7 +226,7 @@ def _torch_threads(threads: int) -> Iterator[None]:
 
 def _show_table(rows: list[dict[str, Any]], console: Console) -> None:
     """The device column only when rows differ in it (the machine line above names it)."""
-    labels = _short_labels([r["artifact"] for r in rows])
+    labels = short_labels([r["artifact"] for r in rows])
     with_device = len({r["device"] for r in rows}) > 1
     columns = ["artifact", "runtime", *(["device"] if with_device else []), "batch", "p50 ms", "p90 ms", "p99 ms",
                "samples/s", "MB", "params", "accuracy"]
@@ -239,13 +237,6 @@ def _show_table(rows: list[dict[str, Any]], console: Console) -> None:
          f"{r['accuracy']:.2%}" if r["accuracy"] is not None else None]
         for r in rows
     ])
-
-
-def _short_labels(paths: list[str]) -> dict[str, str]:
-    """File names when they are unique (the table is narrow), else the last two path parts."""
-    names = {p: Path(p).name for p in paths}
-    unique = len(set(names.values())) == len(set(paths))
-    return names if unique else {p: str(Path(*Path(p).parts[-2:])) for p in paths}
 
 
 def _file_head(path: Path) -> bytes:
@@ -269,32 +260,6 @@ def _write_csv(rows: list[dict[str, Any]], path: Path, force: bool) -> Path:
 
 
 def _write_plot(rows: list[dict[str, Any]], path: Path, force: bool) -> Path:
-    """Accuracy (or, without --data, throughput) against p50 latency: one point per artifact and
-    batch size. The PNG is tagged as ours so a later run may overwrite it without --force."""
-    head = _file_head(path)
-    check_output_file(path, force, is_ours=head.startswith(b"\x89PNG") and b"dlcli" in head)
-    import matplotlib
+    from dlcli.plots import plot_latency
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    y_key = "accuracy" if all(r["accuracy"] is not None for r in rows) else "throughput"
-    labels = _short_labels([r["artifact"] for r in rows])
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for batch_size in sorted({r["batch_size"] for r in rows}):
-        chosen = [r for r in rows if r["batch_size"] == batch_size]
-        ax.scatter([r["p50_ms"] for r in chosen], [r[y_key] for r in chosen], label=f"batch {batch_size}")
-        for r in chosen:
-            ax.annotate(f"{labels[r['artifact']]} ({r['runtime']})", (r["p50_ms"], r[y_key]),
-                        textcoords="offset points", xytext=(4, 4), fontsize=8)
-    ax.set_xscale("log")
-    ax.set_xlabel("p50 latency per batch (ms, log scale)")
-    ax.set_ylabel("test accuracy" if y_key == "accuracy" else "throughput (samples/s)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    try:
-        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight",
-                                                          metadata={"Software": "dlcli benchmark"}))
-    finally:
-        plt.close(fig)
+    return plot_latency(rows, short_labels([r["artifact"] for r in rows]), path, force)

@@ -9,9 +9,8 @@ fair way to say what distillation bought.
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +18,20 @@ import torch
 from torch import nn
 
 from dlcli.checkpoint import lineage_entry, load_checkpoint
-from dlcli.config import TrainConfig
+from dlcli.config import TrainConfig, flag_name
 from dlcli.console import Console, result
 from dlcli.data.dataset import Dataset
 from dlcli.data.tensors import TensorSplit
-from dlcli.device import describe_device, prefers_channels_last, resolve_device, seed_everything
+from dlcli.device import describe_device, resolve_device, seed_everything
 from dlcli.engine import ClassificationTask, DistillationTask, evaluate, predict
+from dlcli.engine.tasks import FeatureDistillationTask
 from dlcli.errors import UsageError
 from dlcli.losses import make_loss
-from dlcli.models import MODELS, count_parameters, create_model
+from dlcli.models import MODELS, count_parameters, create_model, model_args
 from dlcli.threads import use_threads
+from dlcli.validation import check, validate_fields
 from dlcli.workflows.train import resolved_model_args
-from dlcli.workflows.training import TrainingJob, eval_batches, prepare_data, train_and_save
+from dlcli.workflows.training import TrainingJob, eval_batches, prepare_data, train_and_save, use_channels_last
 
 
 @dataclass
@@ -38,11 +39,17 @@ class DistillOptions:
     teacher: Path
     student: str
     student_args: dict[str, Any]
-    temperature: float = 4.0
-    alpha: float = 0.9
+    temperature: float = field(default=4.0, metadata=check(gt=0))
+    alpha: float = field(default=0.9, metadata=check(ge=0, le=1))
     cache_teacher: bool = True
     baseline: bool = False
-    feature_loss: float = 0.0
+    feature_loss: float = field(default=0.0, metadata=check(ge=0))
+
+    def __post_init__(self) -> None:
+        """Checked when built, before the command makes its run folder."""
+        validate_fields(self, flag_name)
+        if self.student in MODELS:
+            model_args(self.student, self.student_args)
 
 
 def check_teacher(teacher_classes: list[str], teacher_shape: list[int], dataset: Dataset, path: Path) -> None:
@@ -55,50 +62,27 @@ def check_teacher(teacher_classes: list[str], teacher_shape: list[int], dataset:
         raise UsageError(f"teacher {path} takes inputs {teacher_shape}; {dataset.name} has {dataset.input_shape}.")
 
 
-def build_student(opts: DistillOptions, cfg: TrainConfig, dataset: Dataset) -> tuple[nn.Module, str, dict[str, Any]]:
-    """A fresh registered model, or a trained student checkpoint to continue from."""
+def build_student(
+    opts: DistillOptions, cfg: TrainConfig, dataset: Dataset
+) -> tuple[nn.Module, str, dict[str, Any], list[dict[str, Any]]]:
+    """A fresh registered model, or a trained student checkpoint to continue from; with the student's
+    lineage (a pruned student's shapes are rebuilt only because its history says it was pruned)."""
     if opts.student in MODELS:
         args = resolved_model_args(opts.student, opts.student_args, cfg.dropout)
         model = create_model(opts.student, dataset.input_shape, dataset.num_classes, dataset.mean, dataset.std, args)
-        return model, opts.student, args
+        return model, opts.student, args, []
     path = Path(opts.student)
     if not path.exists() and path.suffix != ".pt":
         MODELS.get(opts.student)  # raises "unknown model ... did you mean"
     student = load_checkpoint(path)
     check_teacher(student.classes, student.input_shape, dataset, path)
-    return student.build_model(), student.model_name, student.model_args
+    return student.build_model(), student.model_name, student.model_args, student.lineage
 
 
 def cache_teacher_logits(teacher: nn.Module, split: TensorSplit, channels_last: bool) -> TensorSplit:
     """Run the teacher once over the split and attach its logits as an extra per-sample tensor."""
     logits, _ = predict(teacher, eval_batches(split, channels_last))
     return split.with_extra(logits)
-
-
-class FeatureDistillationTask(DistillationTask):
-    """Logit distillation plus MSE between the penultimate features (the head's inputs) of student
-    and teacher, when both have the same width (FitNets-style hint without a regressor)."""
-
-    def __init__(self, *args: Any, feature_weight: float, student: nn.Module, **kw: Any) -> None:
-        super().__init__(*args, **kw)
-        from dlcli.models.surgery import head_name
-
-        self.weight = feature_weight
-        self._features: dict[str, torch.Tensor] = {}
-        for key, model in (("student", student), ("teacher", self.teacher)):
-            head = dict(model.named_modules())[head_name(model)]
-            head.register_forward_pre_hook(self._capture(key))
-
-    def _capture(self, key: str):
-        def hook(_module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
-            self._features[key] = inputs[0]
-
-        return hook
-
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *extra: torch.Tensor):
-        loss, logits = super().__call__(model, x, y)  # runs the teacher: features are not cached
-        hint = nn.functional.mse_loss(self._features["student"], self._features["teacher"].detach())
-        return loss + self.weight * hint, logits
 
 
 def feature_width(model: nn.Module) -> int:
@@ -129,8 +113,6 @@ def teacher_metrics(teacher: nn.Module, data, channels_last: bool) -> dict[str, 
 def run(cfg: TrainConfig, opts: DistillOptions, out_dir: Path, baseline_dir: Path | None,
         console: Console) -> dict[str, Any]:
     start = time.perf_counter()
-    if not 0 <= opts.alpha <= 1 or opts.temperature <= 0:
-        raise UsageError("--alpha must be in [0, 1] and --temperature > 0.")
     teacher_ckpt = load_checkpoint(opts.teacher)
     cfg.data = cfg.data or teacher_ckpt.dataset
     cfg.validate()
@@ -140,12 +122,12 @@ def run(cfg: TrainConfig, opts: DistillOptions, out_dir: Path, baseline_dir: Pat
     generator = seed_everything(cfg.seed)
     data = prepare_data(cfg, device, generator, console)
     check_teacher(teacher_ckpt.classes, teacher_ckpt.input_shape, data.dataset, opts.teacher)
-    channels_last = prefers_channels_last(device, data.dataset.input_shape)
+    channels_last = use_channels_last(cfg, device, data.dataset)  # the student's rule: --no-channels-last holds
     teacher = teacher_ckpt.build_model().to(device).eval()
     if channels_last:
         teacher = teacher.to(memory_format=torch.channels_last)
     teacher_test = teacher_metrics(teacher, data, channels_last)
-    student, student_name, student_args = build_student(opts, cfg, data.dataset)
+    student, student_name, student_args, history = build_student(opts, cfg, data.dataset)
     student = student.to(device)
     if opts.cache_teacher and not cfg.augment and not opts.feature_loss:
         console.info("caching teacher logits for the training split (no augmentation: they never change)")
@@ -153,7 +135,7 @@ def run(cfg: TrainConfig, opts: DistillOptions, out_dir: Path, baseline_dir: Pat
     job = TrainingJob(
         command="distill", model=student, model_name=student_name, model_args=student_args,
         task=make_task(cfg, opts, teacher, student),
-        lineage=[lineage_entry("distill", source=opts.teacher, dataset=cfg.data, temperature=opts.temperature,
+        lineage=[*history, lineage_entry("distill", source=opts.teacher, dataset=cfg.data, temperature=opts.temperature,
                                alpha=opts.alpha, teacher_model=teacher_ckpt.model_name)],
     )
     distilled = train_and_save(cfg, job, data, out_dir, console, device, start)
@@ -167,12 +149,13 @@ def train_baseline(cfg: TrainConfig, opts: DistillOptions, data, out_dir: Path, 
     """The same student, seed, data order and budget, trained without the teacher."""
     console.info("baseline: the same student trained alone with the same budget")
     seed_everything(cfg.seed)
-    cfg = dataclasses.replace(cfg, resume=None)  # --resume continues the distilled run, not this one
-    plain = type(data)(data.dataset, TensorSplit(data.train.x, data.train.y, data.train.scale), data.val, data.test)
-    student, name, args = build_student(opts, cfg, data.dataset)
+    cfg = replace(cfg, resume=None)  # --resume continues the distilled run, not this one
+    plain = type(data)(data.dataset, replace(data.train, extras=()), data.val, data.test)  # in memory or streamed
+    student, name, args, history = build_student(opts, cfg, data.dataset)
     job = TrainingJob(command="train", model=student.to(device), model_name=name, model_args=args,
                       task=ClassificationTask(make_loss(cfg.loss, cfg.label_smoothing), cfg.l1),
-                      lineage=[lineage_entry("train", dataset=cfg.data, baseline_for="distill")], remember=False)
+                      lineage=[*history, lineage_entry("train", dataset=cfg.data, baseline_for="distill")],
+                      remember=False)
     return train_and_save(cfg, job, plain, out_dir, console, device, time.perf_counter())
 
 

@@ -18,11 +18,12 @@ from dlcli.console import Console, result
 from dlcli.data.dataset import Dataset
 from dlcli.data.tensors import TensorSplit
 from dlcli.engine import evaluate
+from dlcli.engine.metrics import evaluate_by_class
 from dlcli.errors import UsageError
-from dlcli.export.metadata import read_metadata
+from dlcli.export.metadata import check_against_graph, read_metadata
 from dlcli.export.runtime import load_onnx, ort_session, predict, session_device
 from dlcli.losses import make_loss
-from dlcli.workflows.evaluate import check_compatible, evaluation_split
+from dlcli.workflows.evaluate import check_compatible, evaluation_split, report_classes
 from dlcli.workflows.training import eval_batches, load_data
 
 
@@ -37,8 +38,12 @@ class OnnxModule(nn.Module):
         return torch.from_numpy(predict(self.session, x.detach().cpu().float().contiguous().numpy()))
 
 
-def signature(proto: onnx.ModelProto, meta: dict[str, Any]) -> tuple[list[int] | None, list[str] | None]:
-    """Input shape (without batch) and class names: from dlcli metadata, else from the graph."""
+def signature(
+    proto: onnx.ModelProto, meta: dict[str, Any], path: str | Path = "the ONNX model"
+) -> tuple[list[int] | None, list[str] | None]:
+    """Input shape (without batch) and class names: from dlcli metadata (checked against the graph),
+    else from the graph."""
+    check_against_graph(proto, meta, path)
     shape, classes = meta.get("input_shape"), meta.get("classes")
     if shape is None:
         dims = [d.dim_value or None for d in proto.graph.input[0].type.tensor_type.shape.dim][1:]
@@ -67,13 +72,14 @@ def load_for_eval(
     if not spec:
         raise UsageError(f"{artifact} records no dataset (it was not exported by dlcli); pass --data NAME.")
     dataset = load_data(spec, data_dir, console, test_only=True)
-    shape, classes = signature(proto, meta)
+    shape, classes = signature(proto, meta, artifact)
     check_compatible(dataset, shape or dataset.input_shape, classes or dataset.classes, artifact)
     return session, dataset
 
 
 def run(
     artifact: Path, data: str | None, data_dir: str | None, device: str, console: Console,
+    plot: Path | None = None, force: bool = False,
     threads: int | None = None,
 ) -> dict[str, Any]:
     """`device` picks onnxruntime's execution provider: auto takes CUDA when this onnxruntime has it,
@@ -82,8 +88,8 @@ def run(
     session, dataset = load_for_eval(artifact, data, data_dir, console, device, threads)
     console.info(f"runtime: onnxruntime {session.get_providers()[0]}")
     split = evaluation_split(dataset, torch.device("cpu"), console)
-    metrics = onnx_metrics(session, split)
-    console.info(f"{artifact}: accuracy {metrics['accuracy']:.2%}  loss {metrics['loss']:.4f}  "
-                 f"on {metrics['samples']} samples of {dataset.name}")
-    return result("eval", None, metrics, session_device(session), time.perf_counter() - start, checkpoint=str(artifact),
-                  data=dataset.name, runtime="onnxruntime")
+    metrics, report = evaluate_by_class(OnnxModule(session), eval_batches(split, False), make_loss("cross-entropy"),
+                                        dataset.classes)
+    extra = report_classes(artifact, dataset, metrics, report, console, plot, force)
+    return result("eval", extra.get("plot"), metrics, session_device(session), time.perf_counter() - start,
+                  checkpoint=str(artifact), data=dataset.name, runtime="onnxruntime", **extra)

@@ -18,7 +18,7 @@ from dlcli.checkpoint import Checkpoint, atomic_write, file_sha256, lineage_entr
 from dlcli.console import Console, result
 from dlcli.data.dataset import Dataset
 from dlcli.errors import DlcliError, InputFileError, UsageError, WorkError
-from dlcli.export.metadata import export_metadata, is_dlcli_onnx, parameter_count, write_metadata
+from dlcli.export.metadata import export_metadata, parameter_count, write_metadata, written_by
 from dlcli.export.onnx_export import ExportedModel, export_onnx
 from dlcli.export.runtime import ort_session
 from dlcli.export.verify import (
@@ -31,7 +31,7 @@ from dlcli.export.verify import (
     random_inputs,
     require_parity,
 )
-from dlcli.runs import check_output_file
+from dlcli.runs import check_step_output
 from dlcli.threads import use_threads
 
 # Oldest opset the export was tried at: cnn, resnet, mlp and vit pass the ONNX checker at 9 (a cnn
@@ -85,7 +85,7 @@ def _destination(checkpoint: Path, out: Path | None, force: bool) -> Path:
     out = Path(out) if out is not None else checkpoint.with_suffix(".onnx")
     if out.exists() and out.resolve() == checkpoint.resolve():
         raise UsageError(f"--out {out} is the checkpoint itself; give another file name.")
-    return check_output_file(out, force, is_ours=out.is_file() and is_dlcli_onnx(out))
+    return check_step_output(out, force, "export", written_by)
 
 
 def _session(path: str, threads: int) -> Any:

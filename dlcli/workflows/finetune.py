@@ -9,14 +9,14 @@ Freezing: `backbone` trains only the head but lets BatchNorm statistics follow t
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 from dlcli.checkpoint import Checkpoint, lineage_entry, load_checkpoint
-from dlcli.config import TrainConfig
+from dlcli.config import TrainConfig, flag_name
 from dlcli.console import Console
 from dlcli.device import describe_device, resolve_device, seed_everything
 from dlcli.engine import ClassificationTask
@@ -33,6 +33,7 @@ from dlcli.models.surgery import (
 )
 from dlcli.optim import DEFAULT_LR, parameter_groups
 from dlcli.threads import use_threads
+from dlcli.validation import check, validate_fields
 from dlcli.workflows.training import PreparedData, TrainingJob, prepare_data, train_and_save
 
 FREEZE_CHOICES = ("none", "backbone", "all-but-head")
@@ -41,8 +42,11 @@ FREEZE_CHOICES = ("none", "backbone", "all-but-head")
 @dataclass
 class FinetuneOptions:
     freeze: str = "none"
-    unfreeze_after: int | None = None
-    head_lr: float | None = None
+    unfreeze_after: int | None = field(default=None, metadata=check(ge=0))
+    head_lr: float | None = field(default=None, metadata=check(gt=0))
+
+    def __post_init__(self) -> None:
+        validate_fields(self, flag_name)
 
 
 def build_finetune_model(parent: Checkpoint, data: PreparedData, console: Console) -> tuple[nn.Module, bool]:

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dlcli.checkpoint import load_checkpoint
+from dlcli.checkpoint import lineage_rows, load_checkpoint
 from dlcli.console import Console, result
 from dlcli.errors import UsageError
 
@@ -40,10 +40,7 @@ def describe_artifact(path: Path, console: Console) -> dict[str, Any]:
     if ckpt.metrics:
         console.table("metrics", ["metric", "value"], [[k, v] for k, v in ckpt.metrics.items()])
     if ckpt.lineage:
-        console.table("lineage", ["step", "time", "details"], [
-            [e.get("step"), e.get("time"), {k: v for k, v in e.items() if k not in ("step", "time")}]
-            for e in ckpt.lineage
-        ])
+        console.table("lineage", ["step", "time", "details"], lineage_rows(ckpt.lineage))
     return result("info", None, ckpt.metrics, None, time.perf_counter() - start, path=str(path), **details)
 
 
@@ -72,10 +69,13 @@ def list_models(input_shape: str, num_classes: int, console: Console) -> dict[st
             params = count_parameters(create_model(name, shape, num_classes, [0.0] * shape[0], [1.0] * shape[0]))
         except UsageError:
             params = None  # e.g. an image-only model asked about a tabular shape
-        doc = (pyinspect.getdoc(spec.factory) or "").splitlines()[0]
-        entries.append({"name": name, "params": params, "args": args, "summary": spec.summary, "doc": doc})
+        doc = next(iter((pyinspect.getdoc(spec.factory) or "").splitlines()), "")  # a plugin may have none
+        entries.append({"name": name, "params": params, "args": args, "summary": spec.summary, "doc": doc,
+                        "arg_checks": spec.describe_arguments()})
     console.table(f"models (input {shape}, {num_classes} classes)", ["name", "params", "default args", "summary"],
                   [[e["name"], f"{e['params']:,}" if e["params"] else "-", e["args"], e["summary"]] for e in entries])
+    console.table("model arguments (-a KEY=VALUE): type and allowed range", ["model", "argument", "accepts"],
+                  [[e["name"], key, text] for e in entries for key, text in e["arg_checks"].items()])
     return result("models", None, {}, None, time.perf_counter() - start, models=entries)
 
 

@@ -19,17 +19,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from dlcli.checkpoint import Checkpoint, lineage_entry, load_checkpoint, save_checkpoint
+from dlcli.checkpoint import Checkpoint, lineage_entry, load_checkpoint, save_checkpoint, written_by
 from dlcli.compress import pruning
 from dlcli.compress.pruning import PruneSpec
 from dlcli.config import TrainConfig
 from dlcli.console import Console, result
 from dlcli.device import describe_device, resolve_device, seed_everything
+from dlcli.distributed import current as current_dist
+from dlcli.distributed import shared_run_dir
 from dlcli.engine import ClassificationTask, DistillationTask, evaluate
-from dlcli.errors import DataNotFoundError, InputFileError, UsageError, WorkError
+from dlcli.errors import DataNotFoundError, UsageError, WorkError
 from dlcli.losses import make_loss
 from dlcli.optim import DEFAULT_LR
-from dlcli.runs import check_output_file, new_run_dir, record_latest
+from dlcli.runs import check_step_output, new_run_dir
 from dlcli.threads import use_threads
 from dlcli.workflows.prune_report import report, round_line
 from dlcli.workflows.training import (
@@ -83,19 +85,11 @@ def default_output(checkpoint: Path, spec: PruneSpec) -> Path:
     return checkpoint.parent / f"pruned-{spec.method}-{spec.amount:g}.pt"
 
 
-def _is_dlcli_checkpoint(path: Path) -> bool:
-    try:
-        load_checkpoint(path)
-    except InputFileError:
-        return False
-    return True
-
-
 def output_path(checkpoint: Path, options: PruneOptions) -> Path:
     out = options.out or default_output(checkpoint, options.spec)
     if out.exists() and out.resolve() == checkpoint.resolve():
         raise UsageError(f"--out {out} is the checkpoint being pruned; write the pruned model to another file.")
-    return check_output_file(out, options.force, out.is_file() and _is_dlcli_checkpoint(out))
+    return check_step_output(out, options.force, "prune", written_by)
 
 
 def recovery_config(cfg: TrainConfig, parent: Checkpoint, epochs: int) -> TrainConfig:
@@ -164,13 +158,15 @@ def run(checkpoint: Path, options: PruneOptions, cfg: TrainConfig, console: Cons
     teacher = original if options.recover == "kd" else None
     if teacher is not None and not epochs:
         raise UsageError("--recover kd needs recovery training: --finetune-epochs must be at least 1.")
-    run_dir = new_run_dir("prune") if epochs else None
+    run_dir = shared_run_dir(lambda: new_run_dir("prune")) if epochs else None
     rounds = _prune_rounds(pruner, model, spec, cfg, data, epochs, teacher, run_dir, parent, device,
                            generator, channels_last, console)
     pruner.finalize()
     after = model_stats(model, example)
     accuracy = accuracy_on_test(model, data, channels_last)
     latency = {}
+    if not current_dist().is_main:  # the other ranks of a distributed recovery are done
+        return {}
     if options.latency and spec.method == "channel":
         latency = compare_onnx_latency(original, model, parent.input_shape, options.latency_batches,
                                        options.threads, console)
@@ -181,7 +177,6 @@ def run(checkpoint: Path, options: PruneOptions, cfg: TrainConfig, console: Cons
     verify_rebuild(ckpt, model, example)
     save_checkpoint(ckpt, out)
     metrics["size_bytes"] = out.stat().st_size
-    record_latest(out)
     report(spec, before, after, metrics, console)
     return result("prune", str(out), metrics, str(device), time.perf_counter() - start, parent=str(checkpoint),
                   run_dir=str(run_dir) if run_dir else None, pruning=record)
@@ -194,14 +189,16 @@ def _prune_rounds(
 ) -> list[dict[str, Any]]:
     """Each round: prune to the next amount, test, recover (when epochs > 0), test again."""
     rounds = []
+    start = pruning.layer_stats(model)
     for k in range(1, spec.steps + 1):
         amount = pruner.step()
-        entry: dict[str, Any] = {"round": k, "amount": amount, "accuracy_pruned": accuracy_on_test(model, data,
-                                                                                              channels_last)}
+        entry: dict[str, Any] = {"round": k, "amount": amount, "achieved": _achieved(spec, start, model, pruner),
+                                 "accuracy_pruned": accuracy_on_test(model, data, channels_last)}
         if epochs and data is not None and run_dir is not None:
             folder = run_dir if spec.steps == 1 else run_dir / f"round{k}"
             folder.mkdir(parents=True, exist_ok=True)
-            outcome = recover(model, teacher, cfg, data, epochs, folder, parent, console, device, generator)
+            outcome = recover(model, teacher, cfg, data, epochs, folder, parent, console, device, generator,
+                              spec.method)
             entry.update({"accuracy_recovered": outcome.test_metrics.get("accuracy"),
                           "best_epoch": outcome.fit.best_epoch, "train_seconds": round(outcome.fit.seconds, 3)})
         rounds.append(entry)
@@ -209,9 +206,20 @@ def _prune_rounds(
     return rounds
 
 
+def _achieved(spec: PruneSpec, start: dict[str, Any], model: nn.Module, pruner: pruning.Pruner) -> float:
+    """What a round actually removed, measured as the final table measures it (channels removed or
+    sparsity over the target layers): rounding to --round-to and layers kept whole make it differ
+    from the scheduled `amount`, and the per-round line must agree with the table."""
+    targets = list(pruner.targets)
+    if spec.method == "channel":
+        return pruning.channel_fraction_removed(start, pruning.layer_stats(model), targets)
+    return pruning.sparsity(pruning.layer_stats(model), targets)
+
+
 def recover(
     model: nn.Module, teacher: nn.Module | None, cfg: TrainConfig, data: PreparedData, epochs: int,
     out_dir: Path, parent: Checkpoint, console: Console, device: torch.device, generator: torch.Generator,
+    method: str,
 ) -> Any:
     """Recovery training with the one loop (`run_fit`); masks stay applied, so pruned weights stay zero.
     The best epoch's weights (by validation accuracy) are loaded back into `model`."""
@@ -223,6 +231,7 @@ def recover(
             model_name=parent.model_name, model_args=parent.model_args, state_dict=pruning.dense_state_dict(model),
             classes=parent.classes, input_shape=parent.input_shape, mean=parent.mean, std=parent.std,
             dataset=cfg.data, metrics=metrics, config=cfg.to_dict(), lineage=parent.lineage,
+            extra={**parent.extra, "pruning": {"method": method, "recovering": True}},  # its shapes may differ
         )
 
     writer = RunWriter(out_dir, make_checkpoint)

@@ -17,7 +17,9 @@ def round_line(entry: dict[str, Any], steps: int) -> str:
     def pct(v: float | None) -> str:
         return "-" if v is None else f"{v:.2%}"
 
-    text = f"round {entry['round']}/{steps}: pruned to {entry['amount']:.1%}, accuracy {pct(entry['accuracy_pruned'])}"
+    removed = entry.get("achieved", entry["amount"])
+    text = (f"round {entry['round']}/{steps}: pruned to {removed:.2%} (scheduled {entry['amount']:.1%}), "
+            f"accuracy {pct(entry['accuracy_pruned'])}")
     if "accuracy_recovered" in entry:
         text += f", after recovery {pct(entry['accuracy_recovered'])}"
     return text

@@ -30,9 +30,9 @@ from dlcli.console import Console, result
 from dlcli.data.dataset import Dataset
 from dlcli.errors import InputFileError, UsageError, WorkError
 from dlcli.export.environment import available_cores, busy_warning, cpu_info
-from dlcli.export.metadata import is_dlcli_onnx, read_metadata, write_metadata
+from dlcli.export.metadata import read_metadata, write_metadata, written_by
 from dlcli.export.runtime import load_onnx, ort_session
-from dlcli.runs import check_output_file
+from dlcli.runs import check_step_output
 from dlcli.threads import use_threads
 from dlcli.workflows.quantize_report import BATCH_SIZES, layer_report, report, slower_batches, warn_if_slower
 
@@ -109,7 +109,7 @@ def run(cfg: QuantizeConfig, console: Console) -> dict[str, Any]:
         console.info(f"method: {method}" + ("" if cfg.method else f" ({_why_method(method)})"))
         spec, plan = plan_quantization(cfg, source, method, console)
         reader = _calibration_reader(cfg, dataset, source.proto, console) if method == "static" else None
-        int8 = q.quantize(plan["prepared"], spec, reader)
+        int8 = q.quantize(plan["prepared"], spec, reader, silent=console.quiet)
         plan["requantized"] = _check_exclusions(int8, spec, plan, console)
         plan["fp32_activations"] = _check_activations(plan["prepared"], method, console)
         metrics = measure(cfg, source, int8, dataset, threads, console)
@@ -166,7 +166,7 @@ def destination(cfg: QuantizeConfig) -> Path:
     out = Path(cfg.out) if cfg.out is not None else model.with_name(f"{model.stem}.int8.onnx")
     if out.exists() and out.resolve() == model.resolve():
         raise UsageError(f"--out {out} is the input model itself; give another file name.")
-    return check_output_file(out, cfg.force, is_ours=out.is_file() and is_dlcli_onnx(out))
+    return check_step_output(out, cfg.force, "quantize", written_by)
 
 
 def check_data(
@@ -252,7 +252,11 @@ def _calibration_reader(
     x = q.calibration_samples(dataset.train.x, dataset.input_scale(), cfg.calib_samples, cfg.seed)
     console.info(f"calibration: {len(x)} samples of {dataset.name} (train split, seed {cfg.seed}), "
                  f"{cfg.calibration} ranges, {'per-channel' if cfg.per_channel else 'per-tensor'} weights")
-    return q.ArrayCalibrationReader(x, proto.graph.input[0].name)
+    graph_input = proto.graph.input[0]
+    fixed = graph_input.type.tensor_type.shape.dim[0].dim_value if graph_input.type.tensor_type.shape.dim else 0
+    if fixed > 0:  # a --static-batch export: calibrate in batches of exactly its size
+        return q.ArrayCalibrationReader(x, graph_input.name, batch_size=fixed, fixed_batch=True)
+    return q.ArrayCalibrationReader(x, graph_input.name)
 
 
 def measure(

@@ -19,7 +19,8 @@ from dlcli.config import TrainConfig, dump_yaml
 from dlcli.console import Console
 from dlcli.data.augment import make_augment
 from dlcli.data.dataset import Dataset
-from dlcli.data.tensors import Batches, TensorSplit, carve_validation, dataset_splits, limit_samples
+from dlcli.data.streaming import device_splits, make_batches
+from dlcli.data.tensors import Batches, TensorSplit, carve_validation, limit_samples
 from dlcli.device import prefers_channels_last
 from dlcli.distributed import current as current_dist
 from dlcli.distributed import wrap_model
@@ -30,6 +31,7 @@ from dlcli.engine.state import capture_rng, restore_rng
 from dlcli.errors import Interrupted, UsageError
 from dlcli.losses import make_loss
 from dlcli.optim import make_optimizer, make_scheduler, parameter_groups
+from dlcli.plots import plot_curves
 from dlcli.signals import GracefulStop
 
 EVAL_BATCH = 1000
@@ -44,12 +46,14 @@ class PreparedData:
     test: TensorSplit | None
 
 
-def load_data(spec: str, data_dir: str | None, console: Console, test_only: bool = False) -> Dataset:
+def load_data(
+    spec: str, data_dir: str | None, console: Console, test_only: bool = False, stream: bool | None = None,
+) -> Dataset:
     """The dataset, announced on stderr; `test_only` for commands that only evaluate (see
     `load_dataset`)."""
     from dlcli.data.catalog import load_dataset
 
-    dataset = load_dataset(spec, data_dir=data_dir, progress=not console.quiet, test_only=test_only)
+    dataset = load_dataset(spec, data_dir=data_dir, progress=not console.quiet, test_only=test_only, stream=stream)
     sizes = f"test {len(dataset.test) if dataset.test else 0}"
     if len(dataset.train) or not test_only:
         sizes = f"train {len(dataset.train)}  {sizes}"
@@ -62,8 +66,8 @@ def prepare_data(
     dataset: Dataset | None = None,
 ) -> PreparedData:
     """Load the dataset, carve the seeded validation split and apply --train-samples."""
-    dataset = dataset or load_data(cfg.data, cfg.data_dir, console)
-    train, test = dataset_splits(dataset, device)
+    dataset = dataset or load_data(cfg.data, cfg.data_dir, console, stream=cfg.stream)
+    train, test = device_splits(dataset, device, cfg.workers)  # lazy (large folder) splits stream
     train, val = carve_validation(train, cfg.val_split, generator)
     train = limit_samples(train, cfg.train_samples, generator)
     return PreparedData(dataset, train, val, test)
@@ -99,8 +103,8 @@ def train_batches(cfg: TrainConfig, data: PreparedData, channels_last: bool) -> 
     if augment is not None and not data.dataset.is_image:
         raise UsageError("--augment applies to image data only.")
     ctx = current_dist()
-    return Batches(data.train, per_rank_batch(cfg.batch_size, ctx.world), shuffle=True, seed=cfg.seed,
-                   transform=augment, channels_last=channels_last, rank=ctx.rank, world=ctx.world)
+    return make_batches(data.train, per_rank_batch(cfg.batch_size, ctx.world), shuffle=True, seed=cfg.seed,
+                        transform=augment, channels_last=channels_last, rank=ctx.rank, world=ctx.world)
 
 
 def per_rank_batch(batch_size: int, world: int) -> int:
@@ -114,7 +118,7 @@ def per_rank_batch(batch_size: int, world: int) -> int:
 
 
 def eval_batches(split: TensorSplit, channels_last: bool) -> Batches:
-    return Batches(split, EVAL_BATCH, channels_last=channels_last)
+    return make_batches(split, EVAL_BATCH, channels_last=channels_last)
 
 
 def build_optimizer(
@@ -269,6 +273,13 @@ def run_fit(
     batches = train_batches(cfg, data, channels_last)
     optimizer, scheduler = build_optimizer(cfg, model, len(batches), epochs, setup.optimizer_groups, setup.resume)
     eval_loss = make_loss("cross-entropy")
+    progress = make_progress(console) if ctx.is_main else NullProgress()
+    if cfg.tensorboard and ctx.is_main:
+        from dlcli.engine.tensorboard import tensorboard_progress
+
+        example = next(iter(batches.epoch(0)))[0][:1]
+        progress = tensorboard_progress(progress, writer.out_dir / "tensorboard", cfg, model, optimizer, example,
+                                        batches.samples_per_epoch() * ctx.world, console)
     trainer = Trainer(
         model=wrap_model(model, device, cfg.sync_bn), task=setup.task, train_batches=batches,
         val_batches=eval_batches(data.val, channels_last) if data.val is not None else None,
@@ -276,7 +287,7 @@ def run_fit(
         options=LoopOptions(epochs, cfg.patience, cfg.precision, cfg.save_every, cfg.skip_nonfinite,
                             select_best=data.val is not None and selects_by_validation(len(data.val))),
         eval_model=model, scaler=make_scaler(cfg.precision, device, setup.resume),
-        progress=make_progress(console) if ctx.is_main else NullProgress(),
+        progress=progress,
         callbacks=writer,
         train_mode=setup.train_mode or nn.Module.train, reduce=ctx.reduce_sum,
     )
@@ -331,33 +342,6 @@ def finish_run(
     best.metrics.update({"test_accuracy": test["accuracy"], "test_loss": test["loss"]})
     save_checkpoint(best, writer.best_path)
     return {"accuracy": test["accuracy"], "loss": test["loss"], "test_samples": test["samples"]}
-
-
-def plot_curves(history: list[dict[str, Any]], path: Path) -> Path | None:
-    """Loss and accuracy per epoch as a PNG (matplotlib, headless)."""
-    if not history:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [h["epoch"] for h in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5))
-    ax_loss.plot(epochs, [h["train_loss"] for h in history], marker="o", label="train")
-    ax_acc.plot(epochs, [h["train_accuracy"] for h in history], marker="o", label="train")
-    if "val_loss" in history[0]:
-        ax_loss.plot(epochs, [h["val_loss"] for h in history], marker="o", label="validation")
-        ax_acc.plot(epochs, [h["val_accuracy"] for h in history], marker="o", label="validation")
-    for ax, title in ((ax_loss, "loss"), (ax_acc, "accuracy")):
-        ax.set_xlabel("epoch")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
-    plt.close(fig)
-    return path
 
 
 def checkpoint_factory(

@@ -1,0 +1,249 @@
+"""`dlcli frontier`: which variant of a model should ship? Build compressed variants of one checkpoint
+with the single commands' workflows (`frontier_build`), measure them all the same way in one
+session, and report the size/accuracy/latency trade-off with the Pareto-optimal rows marked.
+
+Measurement is `dlcli benchmark`'s: every variant is an ONNX file run by onnxruntime on the CPU;
+test accuracy on the evaluation split; latency p50/p90 per batch size from interleaved rounds in which
+all variants alternate (`benchmark.time_all`), so a busy spell on a shared machine hits every
+variant alike and the speedups (ratios against the parent's fp32 export) hold even when absolute
+times drift.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dlcli.console import Console, result
+from dlcli.errors import UsageError
+from dlcli.workflows.frontier_build import Built, Recipe, build, prepare_out_dir
+from dlcli.workflows.frontier_rules import (
+    DEFAULT_VARIANTS,
+    REFERENCE,
+    Gates,
+    Point,
+    Variant,
+    gate_failures,
+    pareto_flags,
+    parse_variants,
+    pick,
+    student_args,
+)
+
+BATCH_SIZES = (1, 32)
+
+
+@dataclass(frozen=True)
+class FrontierConfig:
+    checkpoint: Path
+    """The parent: a dlcli checkpoint (.pt)."""
+    out: Path | None = None
+    """The folder for every variant and report; None: `frontier/` next to the checkpoint."""
+    data: str | None = None
+    """Data for recovery, distillation, calibration and accuracy; None: the checkpoint's dataset."""
+    data_dir: str | None = None
+    variants: tuple[str, ...] = DEFAULT_VARIANTS
+    """Variant names (frontier_rules.VARIANT_FORMS); fp32, the reference, is always included."""
+    recover_epochs: int = 1
+    """Recovery epochs after pruning, and the distilled student's epochs."""
+    train_samples: int | None = None
+    """Train recovery and distillation on a seeded subset of this many samples (quick tries, tests)."""
+    seed: int = 0
+    threads: int | None = None
+    """onnxruntime intra-op threads for every measurement; None: all cores available to us."""
+    latency_batch: int = 32
+    """The batch size whose p50 latency the Pareto marking and --max-latency-ms use."""
+    warmup: int = 10
+    iters: int = 100
+    """Timed calls per variant, batch size and round."""
+    rounds: int = 3
+    """Interleaved timing rounds (all variants alternate in each)."""
+    gates: Gates = field(default_factory=Gates)
+    force: bool = False
+    verbose: bool = False
+    """Show each step's own output (training progress, its tables)."""
+
+    def __post_init__(self) -> None:
+        chosen = self.parsed_variants()  # unknown names fail before any work
+        if self.recover_epochs < 0:
+            raise UsageError(f"--recover-epochs must be 0 or more, got {self.recover_epochs}.")
+        if self.recover_epochs == 0 and any(v.base == "distill" for v in chosen):
+            raise UsageError("the distilled variant trains a student: --recover-epochs must be at least 1 "
+                             "(or drop `distilled` from --variants).")
+        if self.latency_batch not in BATCH_SIZES:
+            raise UsageError(f"--latency-batch must be one of the measured batch sizes "
+                             f"{', '.join(map(str, BATCH_SIZES))}, got {self.latency_batch}.")
+        for flag, value in (("--iters", self.iters), ("--rounds", self.rounds)):
+            if value < 1:
+                raise UsageError(f"{flag} must be at least 1, got {value}.")
+        if self.warmup < 0 or (self.threads is not None and self.threads < 1):
+            raise UsageError("--warmup must be 0 or more and --threads positive.")
+        if self.train_samples is not None and self.train_samples < 1:
+            raise UsageError(f"--train-samples must be positive, got {self.train_samples}.")
+
+    def parsed_variants(self) -> list[Variant]:
+        return parse_variants(self.variants)
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out) if self.out is not None else Path(self.checkpoint).parent / "frontier"
+
+
+@dataclass
+class FrontierResult:
+    checkpoint: Path
+    out_dir: Path
+    rows: list[dict[str, Any]]
+    """One per variant, the reference (fp32) first; see `_row`."""
+    gates: Gates
+    latency_batch: int
+    threads: int
+    method: str
+    environment: dict[str, Any]
+    seconds: float
+    files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def picked(self) -> dict[str, Any] | None:
+        """The row `--pick` returns (frontier_rules.pick: highest accuracy among passing, then lowest latency)."""
+        index = pick([row_point(r, self.latency_batch) for r in self.rows], [r["passes"] for r in self.rows])
+        return None if index is None else self.rows[index]
+
+    @property
+    def passing(self) -> bool:
+        return any(r["passes"] for r in self.rows)
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The headline figures: the parent's accuracy, how many variants pass and are Pareto-optimal,
+        the largest speedup, and the picked variant's figures."""
+        b = self.latency_batch
+        chosen = self.picked
+        others = [r for r in self.rows if r["variant"] != REFERENCE]
+        metrics: dict[str, Any] = {
+            "parent_accuracy": self.rows[0]["accuracy"], "variants": len(self.rows),
+            "passing": sum(r["passes"] for r in self.rows), "pareto_optimal": sum(r["pareto"] for r in self.rows),
+            f"max_speedup_b{b}": max((r[f"speedup_b{b}"] for r in others), default=1.0),
+        }
+        if chosen is not None:
+            metrics.update({"pick_accuracy": chosen["accuracy"], "pick_accuracy_drop_pp": chosen["accuracy_drop_pp"],
+                            f"pick_p50_ms_b{b}": chosen[f"p50_ms_b{b}"], f"pick_speedup_b{b}": chosen[f"speedup_b{b}"],
+                            "pick_size_bytes": chosen["size_bytes"]})
+        return metrics
+
+    def to_json(self) -> dict[str, Any]:
+        chosen = self.picked
+        return result(
+            "frontier", self.files.get("json"), self.metrics, "cpu", self.seconds, parent=str(self.checkpoint),
+            out=str(self.out_dir), pick=chosen["artifact"] if chosen else None,
+            pick_variant=chosen["variant"] if chosen else None, gates=self.gates.to_dict(),
+            latency_batch=self.latency_batch, threads=self.threads, method=self.method,
+            environment=self.environment, files=self.files, variants=self.rows,
+        )
+
+
+def row_point(row: dict[str, Any], latency_batch: int) -> Point:
+    return Point(row["accuracy"], row[f"p50_ms_b{latency_batch}"], row["size_bytes"])
+
+
+def run(cfg: FrontierConfig, console: Console) -> FrontierResult:
+    from dlcli.checkpoint import load_checkpoint
+    from dlcli.export.environment import available_cores, environment
+    from dlcli.workflows.frontier_report import show, write_files
+
+    start = time.perf_counter()
+    parent = load_checkpoint(cfg.checkpoint)
+    variants = cfg.parsed_variants()
+    threads = cfg.threads or available_cores()
+    student = None
+    if any(v.base == "distill" for v in variants):
+        student = (parent.model_name, student_args(parent.model_name, parent.model_args))
+    recipe = Recipe(cfg.data, cfg.data_dir, cfg.recover_epochs, cfg.train_samples, cfg.seed, threads, student)
+    out_dir = prepare_out_dir(cfg.out_dir, cfg.force)
+    dataset = _load_test_data(cfg.data or parent.dataset, cfg.data_dir, console)
+    built = build(variants, Path(cfg.checkpoint), out_dir, recipe, console, cfg.verbose)
+    env = environment(threads)
+    rows, method = measure(built, dataset, cfg, threads, console)
+    _mark(rows, cfg.gates, cfg.latency_batch)
+    found = FrontierResult(Path(cfg.checkpoint), out_dir, rows, cfg.gates, cfg.latency_batch, threads, method, env, 0.0)
+    found.seconds = round(time.perf_counter() - start, 3)
+    found.files = write_files(found)
+    show(found, console)
+    return found
+
+
+def _load_test_data(spec: str | None, data_dir: str | None, console: Console) -> Any:
+    from dlcli.workflows.training import load_data
+
+    if not spec:
+        raise UsageError("the checkpoint records no dataset: pass --data NAME (the data it was trained on).")
+    return load_data(spec, data_dir, console, test_only=True)
+
+
+def measure(
+    built: dict[str, Built], dataset: Any, cfg: FrontierConfig, threads: int, console: Console
+) -> tuple[list[dict[str, Any]], str]:
+    """Accuracy and interleaved latency of every variant, as `dlcli benchmark` measures them."""
+    import torch
+
+    from dlcli.export.environment import busy_warning
+    from dlcli.export.timing import describe_method
+    from dlcli.workflows.benchmark import POOL_SIZE, BenchmarkConfig, open_artifact, time_all
+
+    bench = BenchmarkConfig(artifacts=[b.artifact for b in built.values()], batch_sizes=list(BATCH_SIZES),
+                            threads=threads, warmup=cfg.warmup, iters=cfg.iters, device="cpu", rounds=cfg.rounds)
+    method = describe_method(cfg.warmup, cfg.iters, None, rounds=cfg.rounds)
+    console.info(f"measuring {len(built)} variants: test accuracy on {dataset.name}, latency on onnxruntime CPU, "
+                 f"{threads} threads")
+    console.info(method)
+    warning = busy_warning()
+    if warning:
+        console.warn(warning)
+    artifacts = [open_artifact(path, bench, threads) for path in bench.artifacts]
+    with torch.inference_mode():
+        accuracy = [a.accuracy(dataset, console)["accuracy"] for a in artifacts]
+    stats = time_all(artifacts, bench, dataset.model_inputs(POOL_SIZE), console)
+    rows = [_row(name, b, a.params, acc, per_batch)
+            for (name, b), a, acc, per_batch in zip(built.items(), artifacts, accuracy, stats, strict=True)]
+    reference = rows[0]
+    for row in rows:
+        row["accuracy_drop_pp"] = (reference["accuracy"] - row["accuracy"]) * 100
+        for batch in BATCH_SIZES:
+            row[f"speedup_b{batch}"] = reference[f"p50_ms_b{batch}"] / row[f"p50_ms_b{batch}"]
+    return rows, method
+
+
+def _row(name: str, built: Built, params: int, accuracy: float, stats: list[Any]) -> dict[str, Any]:
+    from dlcli.export.metadata import read_metadata
+    from dlcli.export.runtime import load_onnx
+
+    proto = load_onnx(built.artifact)
+    row: dict[str, Any] = {
+        "variant": name, "artifact": str(built.artifact), "parent": str(built.parent), "reused": built.reused,
+        "accuracy": accuracy, "params": params, "nonzero_params": _nonzero(proto),
+        "size_bytes": built.artifact.stat().st_size,
+    }
+    for s in stats:
+        row.update({f"p50_ms_b{s.batch_size}": s.p50_ms, f"p90_ms_b{s.batch_size}": s.p90_ms})
+    row.update({"command": built.command, "lineage": read_metadata(proto).get("lineage", [])})
+    return row
+
+
+def _nonzero(proto: Any) -> int:
+    """Non-zero initializer elements: what unstructured pruning changes while the file stays dense."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    return int(sum(np.count_nonzero(numpy_helper.to_array(t)) for t in proto.graph.initializer))
+
+
+def _mark(rows: list[dict[str, Any]], gates: Gates, latency_batch: int) -> None:
+    """Pareto flags over (accuracy up, latency down, size down) and the gates' verdict, per row."""
+    points = [row_point(r, latency_batch) for r in rows]
+    for row, optimal in zip(rows, pareto_flags(points), strict=True):
+        row["pareto"] = optimal
+        row["failures"] = gate_failures(row["accuracy_drop_pp"], row[f"p50_ms_b{latency_batch}"], row["size_bytes"],
+                                        gates)
+        row["passes"] = not row["failures"]
