@@ -30,7 +30,8 @@ class TrainConfig:
     data_dir: str | None = None
     """Root holding <dataset>/<files>; default $DLCLI_DATA_DIR, then the cache."""
     epochs: int | None = field(default=None, metadata=check(ge=1))
-    """Passes over the training split; default: the dataset's recommended number."""
+    """Passes over the training split; default: the dataset's recommended number, raised on small data
+    so that a run takes at least dlcli.engine.budget.MIN_STEPS optimizer steps."""
     batch_size: int = field(default=128, metadata=check(ge=1))
     optimizer: str = "sgd"
     lr: float | None = field(default=None, metadata=check(gt=0))
@@ -67,6 +68,8 @@ class TrainConfig:
     """fp32, bf16 or fp16 autocast."""
     channels_last: bool | None = None
     """Channels-last memory format for conv models; default: on for cpu and cuda."""
+    threads: int | None = field(default=None, metadata=check(ge=1))
+    """CPU threads (PyTorch intra-op); default: the cores no other process is busy on at start."""
     resume: str | None = None
     """Continue from a run's last.pt (a path, a run folder, or auto: the newest run of this command)."""
     save_every: int | None = field(default=None, metadata=check(ge=1))

@@ -44,6 +44,14 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite outputs dlcli
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML or YAML file of options (flags override it).")
 ]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option("--threads", help="CPU threads for PyTorch and onnxruntime. Default: the cores no other "
+                 "process is busy on when the command starts (at least 1).", show_default="free cores"),
+]
+MeasureThreadsOpt = Annotated[
+    int | None, typer.Option("--threads", help="CPU threads for PyTorch and onnxruntime while measuring.",
+                             show_default="all cores")]
 PrintConfigOpt = Annotated[bool, typer.Option("--print-config", help="Print the resolved config and exit.")]
 
 
@@ -73,7 +81,8 @@ def _opt(name: str, annotation: Any, *decls: str, help: str, **kw: Any) -> inspe
 
 
 TRAINING_OPTIONS = [
-    _opt("epochs", int | None, "--epochs", "-e", help="Epochs (default: the dataset's recommended number)."),
+    _opt("epochs", int | None, "--epochs", "-e", help="Epochs (default: the dataset's recommended number, "
+         "more on small data so that a run takes at least 300 optimizer steps)."),
     _opt("batch_size", int | None, "--batch-size", "-b", help="Batch size.", show_default="128"),
     _opt("optimizer", str | None, "--optimizer", help="sgd, adam, adamw or rmsprop.", show_default="sgd"),
     _opt("lr", float | None, "--lr", help="Peak learning rate (default per optimizer: sgd 0.2, adam(w) 2e-3)."),
@@ -129,6 +138,7 @@ COMMON_OPTIONS = [
     inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
     for name, annotation, default in (
         ("data", DataOpt, None), ("data_dir", DataDirOpt, None), ("device", DeviceOpt, None),
+        ("threads", ThreadsOpt, None),
         ("force", ForceOpt, False), ("config", ConfigOpt, None), ("print_config", PrintConfigOpt, False),
         ("json_output", JsonOpt, False), ("quiet", QuietOpt, False), ("resume", ResumeOpt, None),
         ("nproc_per_node", NprocOpt, None),
@@ -218,7 +228,7 @@ def with_training_options(func: Callable[..., Any]) -> Callable[..., Any]:
         flags = {p.name: kwargs.pop(p.name) for p in TRAINING_OPTIONS}
         data_dir, device = kwargs.pop("data_dir"), kwargs.pop("device")
         flags.update(data=kwargs.pop("data"), data_dir=str(data_dir) if data_dir else None,
-                     device=device.value if device else None)
+                     device=device.value if device else None, threads=kwargs.pop("threads"))
         given = TrainingInvocation(flags, kwargs.pop("config"), kwargs.pop("print_config"), kwargs.pop("force"),
                                    kwargs.pop("json_output"), kwargs.pop("quiet"), kwargs.pop("resume"),
                                    kwargs.pop("nproc_per_node"))

@@ -5,15 +5,14 @@ from typing import Annotated
 
 import typer
 
-from dlcli.cli._options import DataDirOpt, DataOpt, DeviceOpt, ForceOpt, JsonOpt, QuietOpt
+from dlcli.cli._options import DataDirOpt, DataOpt, DeviceOpt, ForceOpt, JsonOpt, MeasureThreadsOpt, QuietOpt
 from dlcli.cli.common import emit, make_console
 
 
 def benchmark(
     artifacts: Annotated[list[Path], typer.Argument(help="Checkpoints (.pt) and/or ONNX files to measure.")],
     batch_size: Annotated[str, typer.Option("--batch-size", "-b", help="Comma list of batch sizes.")] = "1,32",
-    threads: Annotated[int | None, typer.Option(
-        "--threads", help="CPU threads for PyTorch and onnxruntime.", show_default="all cores")] = None,
+    threads: MeasureThreadsOpt = None,
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed calls before timing.")] = 10,
     iters: Annotated[int | None, typer.Option(
         "--iters", help="Timed calls per batch size and round.", show_default="100 unless --seconds")] = None,

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from dlcli.cli._options import DataDirOpt, DataOpt, DeviceOpt, ForceOpt, JsonOpt, QuietOpt
+from dlcli.cli._options import DataDirOpt, DataOpt, DeviceOpt, ForceOpt, JsonOpt, QuietOpt, ThreadsOpt
 from dlcli.cli.common import emit, make_console
 
 
@@ -18,6 +18,7 @@ def eval_command(
     plot: Annotated[Path | None, typer.Option(
         "--plot", help="Also draw the confusion matrix into this PNG file.")] = None,
     force: ForceOpt = False,
+    threads: ThreadsOpt = None,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -37,4 +38,4 @@ def eval_command(
     console = make_console(quiet)
     path = artifact or latest_checkpoint()
     emit(run(path, data, str(data_dir) if data_dir else None, device.value if device else "auto", console,
-             plot, force), json_output)
+             plot, force, threads), json_output)

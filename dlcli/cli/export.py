@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from dlcli.cli._options import DataDirOpt, ForceOpt, JsonOpt, QuietOpt
+from dlcli.cli._options import DataDirOpt, ForceOpt, JsonOpt, QuietOpt, ThreadsOpt
 from dlcli.cli.common import emit, make_console
 
 
@@ -22,6 +22,7 @@ def export(
     atol: Annotated[float, typer.Option(
         "--atol", help="Largest allowed |onnxruntime - PyTorch| logit difference.")] = 1e-4,
     data_dir: DataDirOpt = None,
+    threads: ThreadsOpt = None,
     force: ForceOpt = False,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -44,4 +45,4 @@ def export(
 
     console = make_console(quiet)
     emit(run(checkpoint or latest_checkpoint(), out, opset, not static_batch, atol,
-             str(data_dir) if data_dir else None, force, console), json_output)
+             str(data_dir) if data_dir else None, force, console, threads=threads), json_output)

@@ -49,9 +49,6 @@ def prune(
         "--out", "-o", help="Output checkpoint (default: next to the input, pruned-<method>-<amount>.pt).")] = None,
     latency: Annotated[bool, typer.Option(
         "--latency/--no-latency", help="channel: measure ONNX latency (onnxruntime, fp32) before and after.")] = True,
-    threads: Annotated[int | None, typer.Option(
-        "--threads", help="onnxruntime threads for the latency measurement (default: all available cores, "
-                          "as dlcli benchmark).")] = None,
     *,
     given: TrainingInvocation,
 ) -> None:
@@ -96,5 +93,5 @@ def prune(
     from dlcli.runs import latest_checkpoint
 
     spec = PruneSpec(method.value, amount, steps, round_to, list(ignore or []))
-    options = PruneOptions(spec, finetune_epochs, recover.value, out, given.force, latency, threads=threads)
+    options = PruneOptions(spec, finetune_epochs, recover.value, out, given.force, latency, threads=cfg.threads)
     given.emit(run(checkpoint or latest_checkpoint(), options, cfg, given.console()))

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from dlcli.cli._options import DataDirOpt, DataOpt, ForceOpt, JsonOpt, QuietOpt
+from dlcli.cli._options import DataDirOpt, DataOpt, ForceOpt, JsonOpt, MeasureThreadsOpt, QuietOpt
 from dlcli.cli.common import emit, make_console
 
 
@@ -45,8 +45,7 @@ def quantize(
     max_accuracy_drop: Annotated[float | None, typer.Option(
         "--max-accuracy-drop", help="Fail (exit 1, nothing written) if int8 test accuracy is more than X "
                                     "percentage points below fp32's.")] = None,
-    threads: Annotated[int | None, typer.Option(
-        "--threads", help="onnxruntime intra-op threads for the measurements.", show_default="all cores")] = None,
+    threads: MeasureThreadsOpt = None,
     iters: Annotated[int, typer.Option("--iters", help="Timed calls per batch size and round.")] = 100,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the calibration subset.")] = 0,
     out: Annotated[Path | None, typer.Option(

@@ -156,6 +156,22 @@ def quantizable_op_types(method: str) -> list[str]:
     return sorted(set(QLinearOpsRegistry) | set(QDQRegistry))
 
 
+# Element-wise activations a model argument can choose (dlcli.models.activations), as ONNX ops.
+ACTIVATION_OPS = ("Relu", "Gelu", "Erf", "Tanh", "Sigmoid")
+
+
+def float_activations(proto: onnx.ModelProto, method: str) -> list[str]:
+    """Activation op types of `proto` that static int8 leaves in fp32 (no int8 kernel in onnxruntime:
+    Gelu, Tanh), each costing a dequantize and a quantize between int8 layers. Relu fuses into the int8
+    convolution and Sigmoid has QLinearSigmoid; dynamic quantization keeps every activation fp32 by
+    design, so there is nothing to report for it."""
+    if method != "static":
+        return []
+    quantizable = set(quantizable_op_types(method))
+    present = {n.op_type for n in proto.graph.node}
+    return [op for op in ACTIVATION_OPS if op in present and op not in quantizable]
+
+
 def resolve_exclusions(proto: onnx.ModelProto, items: Sequence[str], method: str) -> tuple[list[str], list[str]]:
     """Split `--exclude` values into (op types, node names): a node name wins, then an op type found in
     the graph or quantizable by onnxruntime; anything else is a usage error naming close matches."""

@@ -113,6 +113,9 @@ class LoopOptions:
     """Call `Callbacks.checkpoint` every this many optimizer steps."""
     skip_nonfinite: bool = False
     """Skip (and count) batches whose loss is NaN or infinite instead of stopping the run."""
+    select_best: bool = True
+    """Pick the best epoch by validation accuracy; False keeps the last epoch (a validation split too
+    small to trust: dlcli.engine.budget.selects_by_validation)."""
 
 
 @dataclass
@@ -183,8 +186,8 @@ class Trainer:
     def _record(self, summary: dict[str, Any]) -> bool:
         """Close the epoch in the state; True when it is the best so far."""
         s = self.state
-        improved = "val_accuracy" not in summary or s.best_val_accuracy is None or (
-            summary["val_accuracy"] > s.best_val_accuracy)
+        improved = not self.options.select_best or "val_accuracy" not in summary or (
+            s.best_val_accuracy is None or summary["val_accuracy"] > s.best_val_accuracy)
         if improved:
             s.best_epoch, s.best_val_accuracy, s.stale_epochs = summary["epoch"], summary.get("val_accuracy"), 0
         else:

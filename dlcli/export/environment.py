@@ -12,19 +12,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dlcli.threads import available_cores
+
 BUSY_SHARE = 0.2  # busy + stolen share of all CPU time above which timings are flagged as noisy
 ISA_FLAGS = (
     "sse4_2", "avx", "avx2", "fma", "f16c", "avx_vnni", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
     "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16", "asimd", "asimddp", "sve",
 )
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on (affinity-aware: a container's share, not the host's)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # macOS, Windows
-        return os.cpu_count() or 1
 
 
 def cpu_info(cpuinfo: str | Path = "/proc/cpuinfo") -> dict[str, Any]:

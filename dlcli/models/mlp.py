@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from dlcli.models.activations import DEFAULT_ACTIVATION, make_activation
 from dlcli.models.registry import MAX_WIDTH, MODELS, ModelSpec
 from dlcli.validation import Range
 
@@ -16,12 +17,13 @@ def mlp(
     num_classes: int,
     hidden: Sequence[int] = (256, 128),
     dropout: float = 0.0,
+    activation: str = DEFAULT_ACTIVATION,
 ) -> nn.Module:
-    """Flatten, then Linear-ReLU(-Dropout) for each entry of `hidden`, then a linear head."""
+    """Flatten, then Linear-activation(-Dropout) for each entry of `hidden`, then a linear head."""
     layers: list[nn.Module] = [nn.Flatten()]
     c_in = math.prod(int(d) for d in input_shape)
     for h in hidden:
-        layers += [nn.Linear(c_in, int(h)), nn.ReLU(inplace=True)]
+        layers += [nn.Linear(c_in, int(h)), make_activation(activation)]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
         c_in = int(h)

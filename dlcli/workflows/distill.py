@@ -28,6 +28,7 @@ from dlcli.engine.tasks import FeatureDistillationTask
 from dlcli.errors import UsageError
 from dlcli.losses import make_loss
 from dlcli.models import MODELS, count_parameters, create_model, model_args
+from dlcli.threads import use_threads
 from dlcli.validation import check, validate_fields
 from dlcli.workflows.train import resolved_model_args
 from dlcli.workflows.training import TrainingJob, eval_batches, prepare_data, train_and_save, use_channels_last
@@ -116,6 +117,7 @@ def run(cfg: TrainConfig, opts: DistillOptions, out_dir: Path, baseline_dir: Pat
     cfg.data = cfg.data or teacher_ckpt.dataset
     cfg.validate()
     device = resolve_device(cfg.device)
+    cfg.threads = use_threads(cfg.threads)  # recorded: results differ in the last bits by thread count
     console.info(f"device: {describe_device(device)}")
     generator = seed_everything(cfg.seed)
     data = prepare_data(cfg, device, generator, console)

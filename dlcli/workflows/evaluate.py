@@ -18,6 +18,7 @@ from dlcli.device import describe_device, prefers_channels_last, resolve_device
 from dlcli.engine.metrics import evaluate_by_class
 from dlcli.errors import UsageError
 from dlcli.losses import make_loss
+from dlcli.threads import use_threads
 from dlcli.workflows.training import eval_batches, load_data
 
 
@@ -45,14 +46,16 @@ def evaluation_split(dataset: Dataset, device: torch.device, console: Console) -
 
 def run(
     artifact: Path, data: str | None, data_dir: str | None, device_name: str, console: Console,
-    plot: Path | None = None, force: bool = False,
+    plot: Path | None = None, force: bool = False, threads: int | None = None,
 ) -> dict[str, Any]:
-    """Metrics of `artifact` on the evaluation split, per class too; `plot` draws the confusion matrix."""
+    """Metrics of `artifact` on the evaluation split, per class too; `plot` draws the confusion matrix.
+    `threads`: PyTorch's and onnxruntime's CPU threads (see dlcli.threads)."""
     start = time.perf_counter()
+    threads = use_threads(threads)
     if artifact.suffix.lower() == ".onnx":
         from dlcli.workflows.evaluate_onnx import run as run_onnx
 
-        return run_onnx(artifact, data, data_dir, device_name, console, plot, force)
+        return run_onnx(artifact, data, data_dir, device_name, console, plot, force, threads)
     ckpt = load_checkpoint(artifact)
     device = resolve_device(device_name)
     console.info(f"device: {describe_device(device)}")

@@ -61,12 +61,13 @@ def onnx_metrics(session: Any, split: TensorSplit) -> dict[str, float]:
 
 def load_for_eval(
     artifact: Path, data: str | None, data_dir: str | None, console: Console, device: str = "cpu",
+    threads: int | None = None,
 ) -> tuple[Any, Dataset]:
     """Open the model and its evaluation data (default: the dataset recorded at export), checked
     against each other."""
     proto = load_onnx(artifact)
     meta = read_metadata(proto)
-    session = ort_session(artifact, device=device)
+    session = ort_session(artifact, threads, device=device)
     spec = data or meta.get("dataset")
     if not spec:
         raise UsageError(f"{artifact} records no dataset (it was not exported by dlcli); pass --data NAME.")
@@ -79,11 +80,12 @@ def load_for_eval(
 def run(
     artifact: Path, data: str | None, data_dir: str | None, device: str, console: Console,
     plot: Path | None = None, force: bool = False,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """`device` picks onnxruntime's execution provider: auto takes CUDA when this onnxruntime has it,
     cuda without it is an error rather than a silent CPU run."""
     start = time.perf_counter()
-    session, dataset = load_for_eval(artifact, data, data_dir, console, device)
+    session, dataset = load_for_eval(artifact, data, data_dir, console, device, threads)
     console.info(f"runtime: onnxruntime {session.get_providers()[0]}")
     split = evaluation_split(dataset, torch.device("cpu"), console)
     metrics, report = evaluate_by_class(OnnxModule(session), eval_batches(split, False), make_loss("cross-entropy"),

@@ -32,6 +32,7 @@ from dlcli.export.verify import (
     require_parity,
 )
 from dlcli.runs import check_step_output
+from dlcli.threads import use_threads
 
 # Oldest opset the export was tried at: cnn, resnet, mlp and vit pass the ONNX checker at 9 (a cnn
 # export also the parity check); opset 5's BatchNormalization lacks what the exporter writes.
@@ -41,11 +42,12 @@ MIN_OPSET = 9
 def run(
     checkpoint: Path, out: Path | None = None, opset: int | None = None, dynamic_batch: bool = True,
     atol: float = DEFAULT_ATOL, data_dir: str | None = None, force: bool = False,
-    console: Console | None = None, dataset: Dataset | None = None,
+    console: Console | None = None, dataset: Dataset | None = None, threads: int | None = None,
 ) -> dict[str, Any]:
     """`dataset`, when the caller has it loaded already (quantize), supplies the verification inputs
-    instead of a second read of the checkpoint's dataset."""
+    instead of a second read of the checkpoint's dataset. `threads`: see dlcli.threads."""
     start = time.perf_counter()
+    threads = use_threads(threads)
     console = console or Console(quiet=True)
     if atol <= 0:
         raise UsageError(f"--atol must be positive, got {atol}.")
@@ -68,7 +70,7 @@ def run(
     def write_and_verify(tmp: str) -> None:
         onnx.save_model(exported.proto, tmp)
         check_model_file(tmp, ckpt.num_classes, label=out)
-        reports.append(compare_outputs(model, _session(tmp), parity_inputs(pool, dynamic_batch), atol))
+        reports.append(compare_outputs(model, _session(tmp, threads), parity_inputs(pool, dynamic_batch), atol))
         require_parity(reports[0])
 
     atomic_write(out, write_and_verify)
@@ -86,9 +88,9 @@ def _destination(checkpoint: Path, out: Path | None, force: bool) -> Path:
     return check_step_output(out, force, "export", written_by)
 
 
-def _session(path: str) -> Any:
+def _session(path: str, threads: int) -> Any:
     try:
-        return ort_session(path, device="cpu")
+        return ort_session(path, threads, device="cpu")
     except InputFileError as exc:  # our own file: a failed export, not a bad user input
         raise WorkError(f"the exported model does not load in onnxruntime: {exc}") from None
 

@@ -32,6 +32,7 @@ from dlcli.models.surgery import (
     transfer_weights,
 )
 from dlcli.optim import DEFAULT_LR, parameter_groups
+from dlcli.threads import use_threads
 from dlcli.validation import check, validate_fields
 from dlcli.workflows.training import PreparedData, TrainingJob, prepare_data, train_and_save
 
@@ -115,6 +116,7 @@ def run(
         raise UsageError("--unfreeze-after must be >= 0.")
     cfg.validate()
     device = resolve_device(cfg.device)
+    cfg.threads = use_threads(cfg.threads)  # recorded: results differ in the last bits by thread count
     generator = seed_everything(cfg.seed)
     console.info(f"device: {describe_device(device)}")
     data = prepare_data(cfg, device, generator, console)

@@ -32,6 +32,7 @@ from dlcli.errors import DataNotFoundError, UsageError, WorkError
 from dlcli.losses import make_loss
 from dlcli.optim import DEFAULT_LR
 from dlcli.runs import check_step_output, new_run_dir
+from dlcli.threads import use_threads
 from dlcli.workflows.prune_report import report, round_line
 from dlcli.workflows.training import (
     FitSetup,
@@ -142,6 +143,7 @@ def run(checkpoint: Path, options: PruneOptions, cfg: TrainConfig, console: Cons
     data_given = cfg.data is not None
     cfg = recovery_config(cfg, parent, options.finetune_epochs if options.finetune_epochs is not None else 1)
     device = resolve_device(cfg.device)
+    cfg.threads = use_threads(cfg.threads)  # recorded: results differ in the last bits by thread count
     generator = seed_everything(cfg.seed)
     console.info(f"device: {describe_device(device)}")
     model = parent.build_model().to(device).eval()

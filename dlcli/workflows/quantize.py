@@ -33,6 +33,7 @@ from dlcli.export.environment import available_cores, busy_warning, cpu_info
 from dlcli.export.metadata import read_metadata, write_metadata, written_by
 from dlcli.export.runtime import load_onnx, ort_session
 from dlcli.runs import check_step_output
+from dlcli.threads import use_threads
 from dlcli.workflows.quantize_report import BATCH_SIZES, layer_report, report, slower_batches, warn_if_slower
 
 LATENCY_ROUNDS = 3
@@ -97,6 +98,7 @@ class Source:
 
 def run(cfg: QuantizeConfig, console: Console) -> dict[str, Any]:
     start = time.perf_counter()
+    threads = use_threads(cfg.threads or available_cores())  # a measurement: every core unless told
     out = destination(cfg)
     with tempfile.TemporaryDirectory(prefix="dlcli-quantize-") as tmp:
         source, dataset = open_source(cfg, Path(tmp), console)
@@ -109,7 +111,7 @@ def run(cfg: QuantizeConfig, console: Console) -> dict[str, Any]:
         reader = _calibration_reader(cfg, dataset, source.proto, console) if method == "static" else None
         int8 = q.quantize(plan["prepared"], spec, reader, silent=console.quiet)
         plan["requantized"] = _check_exclusions(int8, spec, plan, console)
-        threads = cfg.threads or available_cores()
+        plan["fp32_activations"] = _check_activations(plan["prepared"], method, console)
         metrics = measure(cfg, source, int8, dataset, threads, console)
         layers = layer_report(plan["prepared"], int8, reader, console) if cfg.report_layers else []
         write_metadata(int8, _metadata(cfg, source, dataset, spec, plan, metrics))
@@ -122,7 +124,7 @@ def run(cfg: QuantizeConfig, console: Console) -> dict[str, Any]:
     return result(
         "quantize", str(out), metrics, "cpu", time.perf_counter() - start, source=str(cfg.model), method=method,
         quantization=_spec_record(spec, plan), data=dataset.name if dataset else None,
-        slower_than_fp32=slower_batches(metrics),
+        slower_than_fp32=slower_batches(metrics), fp32_activations=plan["fp32_activations"],
         threads=threads, layers=layers,
     )
 
@@ -141,7 +143,7 @@ def open_source(cfg: QuantizeConfig, tmp: Path, console: Console) -> tuple[Sourc
 
         dataset = _load_data(cfg, cfg.data or load_checkpoint(path).dataset, console)
         exported = Path(export(path, tmp / f"{path.stem}.onnx", data_dir=cfg.data_dir, force=True,
-                               console=console, dataset=dataset)["artifact"])
+                               console=console, dataset=dataset, threads=cfg.threads)["artifact"])
         proto = load_onnx(exported)
         return Source(exported, proto, read_metadata(proto)), dataset
     proto = load_onnx(path)
@@ -225,6 +227,16 @@ def _check_exclusions(
                      "int8 and its output feeds an int8 layer, so onnxruntime's WeightBiasQuantization pass "
                      "quantizes it when the model loads. To keep it fp32, also --exclude the layer after it.")
     return requantized
+
+
+def _check_activations(prepared: onnx.ModelProto, method: str, console: Console) -> list[str]:
+    """Say plainly which activations int8 cannot speed up (see `q.float_activations`)."""
+    ops = q.float_activations(prepared, method)
+    if ops:
+        console.warn(f"{', '.join(ops)} runs in fp32 between the int8 layers (onnxruntime has no int8 kernel "
+                     "for it): each one dequantizes and requantizes, so expect less speed-up than with "
+                     "-a activation=relu (fused into the int8 convolution) or sigmoid/silu (int8 kernels).")
+    return ops
 
 
 def _why_method(method: str) -> str:

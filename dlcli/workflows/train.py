@@ -13,6 +13,7 @@ from dlcli.device import describe_device, resolve_device, seed_everything
 from dlcli.engine import ClassificationTask
 from dlcli.losses import make_loss
 from dlcli.models import create_model, model_args
+from dlcli.threads import use_threads
 from dlcli.workflows.training import DEFAULT_DATASET, TrainingJob, prepare_data, train_and_save
 
 
@@ -29,6 +30,7 @@ def run(cfg: TrainConfig, out_dir: Path, console: Console) -> dict[str, Any]:
     cfg.data = cfg.data or DEFAULT_DATASET
     cfg.validate()
     device = resolve_device(cfg.device)
+    cfg.threads = use_threads(cfg.threads)  # recorded: results differ in the last bits by thread count
     generator = seed_everything(cfg.seed)
     console.info(f"device: {describe_device(device)}")
     data = prepare_data(cfg, device, generator, console)

@@ -25,6 +25,7 @@ from dlcli.device import prefers_channels_last
 from dlcli.distributed import current as current_dist
 from dlcli.distributed import wrap_model
 from dlcli.engine import Callbacks, FitResult, LoopOptions, StopTraining, Task, Trainer, TrainerState, evaluate
+from dlcli.engine.budget import MIN_STEPS, default_epochs, selects_by_validation
 from dlcli.engine.progress import NullProgress, make_progress
 from dlcli.engine.state import capture_rng, restore_rng
 from dlcli.errors import Interrupted, UsageError
@@ -77,6 +78,16 @@ def recommended_epochs(spec: str) -> int:
 
     name = spec.lower()
     return DATASETS.get(name).default_epochs if name in DATASETS else 10
+
+
+def budget_epochs(cfg: TrainConfig, data: PreparedData, console: Console) -> int:
+    """The default number of epochs: the dataset's, raised on small data (see dlcli.engine.budget)."""
+    recommended = recommended_epochs(cfg.data)
+    epochs = default_epochs(recommended, len(data.train), cfg.batch_size)
+    if epochs > recommended:
+        console.info(f"epochs: {epochs} rather than {recommended}, so that this small training split gets at "
+                     f"least {MIN_STEPS} optimizer steps (--epochs to choose)")
+    return epochs
 
 
 def use_channels_last(cfg: TrainConfig, device: torch.device, dataset: Dataset) -> bool:
@@ -273,7 +284,8 @@ def run_fit(
         model=wrap_model(model, device, cfg.sync_bn), task=setup.task, train_batches=batches,
         val_batches=eval_batches(data.val, channels_last) if data.val is not None else None,
         optimizer=optimizer, scheduler=scheduler, device=device, eval_loss=eval_loss,
-        options=LoopOptions(epochs, cfg.patience, cfg.precision, cfg.save_every, cfg.skip_nonfinite),
+        options=LoopOptions(epochs, cfg.patience, cfg.precision, cfg.save_every, cfg.skip_nonfinite,
+                            select_best=data.val is not None and selects_by_validation(len(data.val))),
         eval_model=model, scaler=make_scaler(cfg.precision, device, setup.resume),
         progress=progress,
         callbacks=writer,
@@ -398,7 +410,7 @@ def train_and_save(
     from dlcli.models import count_parameters
     from dlcli.runs import record_latest
 
-    epochs = cfg.epochs or recommended_epochs(cfg.data)
+    epochs = cfg.epochs or budget_epochs(cfg, data, console)
     cfg.epochs = epochs
     resume = load_resume_state(cfg, job, epochs, console)
     console.info(f"model: {job.model_name} {job.model_args}  parameters {count_parameters(job.model):,}")
