@@ -123,10 +123,12 @@ def launch(nproc: int, argv: list[str]) -> None:
     try:
         run(args)
     except ChildFailedError as exc:
-        codes = {failure.exitcode for failure in exc.failures.values()}
+        # A rank that torchrun's agent terminated after another one stopped reports -15 (killed by
+        # SIGTERM): the same outcome as the others' 143, in the shell's spelling.
+        codes = {128 - f.exitcode if f.exitcode < 0 else f.exitcode for f in exc.failures.values()}
         if len(codes) == 1:
             code = codes.pop()
             error = DlcliError(f"distributed run ended with exit code {code} on every rank")
-            error.exit_code = code if code > 0 else 128 - code
+            error.exit_code = code
             raise error from None
         raise WorkError(f"distributed run failed: ranks exited with codes {sorted(codes)}") from None

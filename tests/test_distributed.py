@@ -83,8 +83,12 @@ def test_sigterm_to_one_rank_stops_all_at_the_same_step_and_resume_finishes(tmp_
     assert proc.returncode == 143, err
     state = load_checkpoint(run / "last.pt").training_state["trainer"]
     assert state["global_step"] > 0
-    stops = [line for line in err.splitlines() if "stopped by SIGTERM" in line]
-    assert len(stops) == 2 and stops[0] == stops[1], stops  # both ranks stopped, at the same step
+    # Every rank that got to say so stopped at the step rank 0 saved (torchrun's agent may end rank 0
+    # before its line is printed, once the other rank has exited).
+    stops = {line for line in err.splitlines() if "stopped by SIGTERM" in line}
+    epoch, step = state["epoch"], state["step"]
+    saved_at = f"epoch {epoch + 1}, step {step}" if step else f"end of epoch {epoch}"
+    assert len(stops) == 1 and saved_at in stops.pop(), (stops, saved_at)
     resumed = dlcli(tmp_path, "train", "--nproc-per-node", "2", "--resume", str(run),
                     "--epochs", str(state["epoch"] + 1), "--json")
     out, err = resumed.communicate(timeout=300)

@@ -297,6 +297,7 @@ def run_fit(
     try:
         result = trainer.fit()
     except StopTraining as stop:
+        ctx.barrier()  # every rank leaves after rank 0 has saved, so none is torn down mid-save
         raise stopped(stop.signum, trainer, writer.last_path) from None
     if result.skipped_batches:
         console.warn(f"skipped {result.skipped_batches} batch(es) with a non-finite loss (--skip-nonfinite)")
