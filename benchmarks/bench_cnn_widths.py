@@ -17,10 +17,10 @@ import argparse
 import json
 from pathlib import Path
 
-from dlcli.export.environment import available_cores, environment
 from dlcli.export.onnx_export import export_onnx
-from dlcli.export.runners import alternating_p50, onnx_runner
 from dlcli.export.runtime import ort_session
+from dlcli.measure.environment import available_cores, environment
+from dlcli.measure.runners import alternating_p50, onnx_runner
 from dlcli.models import create_model
 
 RESULTS = Path(__file__).parent / "results" / "cnn_widths.json"

@@ -108,8 +108,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    from dlcli.export.environment import environment
     from dlcli.losses import make_loss
+    from dlcli.measure.environment import environment
     from dlcli.models import create_model
 
     dataset, batches = load_batches(args.samples, args.batch_size, seed=0)

@@ -104,13 +104,13 @@ def print_tables(cases: list[dict[str, Any]], latency: list[dict[str, Any]]) -> 
 
 def machine() -> dict[str, Any]:
     """The environment minus its thread count: every latency entry records its own."""
-    from dlcli.export.environment import environment
+    from dlcli.measure.environment import environment
 
     return {k: v for k, v in environment().items() if k != "threads"}
 
 
 def thread_counts(text: str | None) -> list[int]:
-    from dlcli.export.environment import available_cores
+    from dlcli.measure.environment import available_cores
 
     if text:
         return [int(t) for t in text.split(",")]

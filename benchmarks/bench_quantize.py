@@ -39,9 +39,9 @@ from dlcli.checkpoint import atomic_write
 from dlcli.compress import int8_rewrites
 from dlcli.compress import quantization as q
 from dlcli.console import Console
-from dlcli.export.environment import available_cores, environment, fingerprint
-from dlcli.export.runners import alternating_p50, onnx_runner
 from dlcli.export.runtime import load_onnx, ort_session
+from dlcli.measure.environment import available_cores, environment, fingerprint
+from dlcli.measure.runners import alternating_p50, onnx_runner
 from dlcli.workflows import export
 from dlcli.workflows.evaluate import evaluation_split
 from dlcli.workflows.evaluate_onnx import onnx_metrics

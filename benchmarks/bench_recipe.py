@@ -111,7 +111,7 @@ def one_run(seed: int, extra: list[str], folder: Path) -> dict[str, Any]:
 
 
 def machine_load() -> dict[str, Any]:
-    from dlcli.export.environment import cpu_usage, load_average
+    from dlcli.measure.environment import cpu_usage, load_average
     from dlcli.threads import available_cores, other_running
 
     return {"load_avg_1m": load_average(), "cpu_busy_share": cpu_usage(), "other_running": other_running(),

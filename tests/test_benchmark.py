@@ -16,10 +16,10 @@ import torch
 from dlcli.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from dlcli.console import Console
 from dlcli.errors import UsageError
-from dlcli.export import environment as environment_module
-from dlcli.export.environment import busy_warning, cpu_info, cpu_usage, environment, fingerprint
 from dlcli.export.onnx_export import export_onnx
-from dlcli.export.timing import describe_method, input_batches, measure, measure_interleaved
+from dlcli.measure import environment as environment_module
+from dlcli.measure.environment import busy_warning, cpu_info, cpu_usage, environment, fingerprint
+from dlcli.measure.timing import describe_method, input_batches, measure, measure_interleaved
 from dlcli.models import create_model
 from dlcli.workflows import export
 

@@ -1,5 +1,5 @@
 """`dlcli benchmark`: latency, throughput, size and (with data) accuracy of checkpoints and ONNX files,
-measured the same way for every runtime (`dlcli.export.timing.measure`) on the same inputs."""
+measured the same way for every runtime (`dlcli.measure.timing.measure`) on the same inputs."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from dlcli.checkpoint import atomic_write
 from dlcli.console import Console, result, short_labels
 from dlcli.data.dataset import Dataset
 from dlcli.errors import InputFileError, UsageError, WorkError
-from dlcli.export.environment import available_cores, busy_warning, environment, fingerprint
-from dlcli.export.runners import Runner, onnx_runner, time_runners, torch_runner
-from dlcli.export.timing import LatencyStats, describe_method, input_batches
+from dlcli.measure.environment import available_cores, busy_warning, environment, fingerprint
+from dlcli.measure.runners import Runner, onnx_runner, time_runners, torch_runner
+from dlcli.measure.timing import LatencyStats, describe_method, input_batches
 from dlcli.runs import check_output_file
 
 POOL_SIZE = 512  # real images the timed batches rotate through, when --data is given

@@ -161,8 +161,8 @@ def train_baseline(cfg: TrainConfig, opts: DistillOptions, data, out_dir: Path, 
 
 def pytorch_latency_ms(model: nn.Module, input_shape: list[int], device: torch.device, batch: int = 32) -> float:
     """Median PyTorch eager latency at `batch`, through the same harness as `dlcli benchmark`."""
-    from dlcli.export.runners import torch_runner
-    from dlcli.export.timing import input_batches, measure
+    from dlcli.measure.runners import torch_runner
+    from dlcli.measure.timing import input_batches, measure
 
     runner = torch_runner(model, device, channels_last=len(input_shape) == 3)
     batches = [runner.prepare(b) for b in input_batches(input_shape, batch)]

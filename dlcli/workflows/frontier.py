@@ -150,7 +150,7 @@ def row_point(row: dict[str, Any], latency_batch: int) -> Point:
 
 def run(cfg: FrontierConfig, console: Console) -> FrontierResult:
     from dlcli.checkpoint import load_checkpoint
-    from dlcli.export.environment import available_cores, environment
+    from dlcli.measure.environment import available_cores, environment
     from dlcli.workflows.frontier_report import show, write_files
 
     start = time.perf_counter()
@@ -188,7 +188,7 @@ def measure(
     """Accuracy and interleaved latency of every variant, as `dlcli benchmark` measures them."""
     import torch
 
-    from dlcli.export.timing import describe_method
+    from dlcli.measure.timing import describe_method
     from dlcli.workflows.benchmark import POOL_SIZE, BenchmarkConfig, announce_timing, open_artifact, time_all
 
     bench = BenchmarkConfig(artifacts=[b.artifact for b in built.values()], batch_sizes=list(BATCH_SIZES),

@@ -251,9 +251,7 @@ def compare_onnx_latency(
     """Export both models to ONNX (each checked against PyTorch), then time them with onnxruntime on
     the CPU in alternating rounds, so that a machine getting busier mid-way affects both alike.
     Returns latency_ms_b{N} and latency_ms_b{N}_before: p50 over all rounds' timed calls."""
-    from dlcli.export.environment import available_cores, busy_warning
     from dlcli.export.onnx_export import export_onnx
-    from dlcli.export.runners import alternating_p50, onnx_runner
     from dlcli.export.runtime import ort_session
     from dlcli.export.verify import (
         DEFAULT_ATOL,
@@ -263,6 +261,8 @@ def compare_onnx_latency(
         random_inputs,
         require_parity,
     )
+    from dlcli.measure.environment import available_cores, busy_warning
+    from dlcli.measure.runners import alternating_p50, onnx_runner
 
     threads = threads or available_cores()
     warning = busy_warning()

@@ -7,7 +7,7 @@ from typing import Any
 
 from dlcli.compress.pruning import PruneSpec
 from dlcli.console import Console
-from dlcli.export.timing import NOISE_BAND
+from dlcli.measure.timing import NOISE_BAND
 
 UNSTRUCTURED_NOTE = ("note: unstructured sparsity makes nothing faster on dense runtimes (PyTorch, onnxruntime): "
                      "the zeros are stored and multiplied like any other weight; use --method channel for speed.")

@@ -29,9 +29,9 @@ from dlcli.compress import quantization as q
 from dlcli.console import Console, result
 from dlcli.data.dataset import Dataset
 from dlcli.errors import InputFileError, UsageError, WorkError
-from dlcli.export.environment import available_cores, busy_warning, cpu_info
 from dlcli.export.metadata import read_metadata, write_metadata, written_by
 from dlcli.export.runtime import load_onnx, ort_session
+from dlcli.measure.environment import available_cores, busy_warning, cpu_info
 from dlcli.runs import check_step_output
 from dlcli.threads import use_threads
 from dlcli.workflows.quantize_report import BATCH_SIZES, layer_report, report, slower_batches, warn_if_slower
@@ -297,7 +297,7 @@ def _latency(
     sessions: dict[str, Any], dataset: Dataset | None, iters: int, rounds: int, threads: int, console: Console
 ) -> dict[str, Any]:
     """p50 latency per batch size over all timed calls of the alternating rounds."""
-    from dlcli.export.runners import alternating_p50, onnx_runner
+    from dlcli.measure.runners import alternating_p50, onnx_runner
 
     runners = {key: onnx_runner(session) for key, session in sessions.items()}
     shape = [d or 1 for d in sessions[""].get_inputs()[0].shape[1:]]

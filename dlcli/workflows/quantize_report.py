@@ -11,7 +11,7 @@ import onnx
 
 from dlcli.compress import quantization as q
 from dlcli.console import Console
-from dlcli.export.timing import NOISE_BAND
+from dlcli.measure.timing import NOISE_BAND
 
 BATCH_SIZES = (1, 32)
 LAYER_REPORT_SAMPLES = 64

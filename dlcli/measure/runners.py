@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from dlcli.export.runtime import input_spec, session_device
-from dlcli.export.timing import LatencyStats, input_batches, measure_interleaved
+from dlcli.measure.timing import LatencyStats, input_batches, measure_interleaved
 
 
 @dataclass
