@@ -49,6 +49,7 @@ def test_activation_is_used_and_the_model_learns(name: str, activation: str) -> 
     assert losses[-1] < 0.9 * losses[0]  # it starts fitting 16 samples
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("activation", list(EXPECTED))
 @pytest.mark.parametrize("name", ["mlp", "resnet"])  # cnn: end to end through the CLI below
 def test_activation_exports_to_onnx_with_matching_outputs(name: str, activation: str) -> None:
@@ -67,6 +68,7 @@ def test_default_is_relu_and_unknown_names_suggest() -> None:
         create_model("cnn", (1, 28, 28), 10, [0.1], [0.3], {"activation": "gelo"})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("activation", list(EXPECTED))
 def test_cnn_with_each_activation_trains_exports_and_quantizes(cli, tmp_path: Path, activation: str) -> None:
     trained = cli("train", *FAST_TRAIN, "--train-samples", "100", "-a", "channels=[4,8]",

@@ -117,6 +117,7 @@ def test_busy_warning(monkeypatch: pytest.MonkeyPatch, usage: dict[str, float], 
         assert "50% of its CPU time in use by other work, 10% taken by the hypervisor" in warning
 
 
+@pytest.mark.slow
 def test_benchmark_checkpoint_and_onnx(artifacts: tuple[Path, Path], tmp_path: Path, cli) -> None:
     ckpt, onnx_path = artifacts
     out_csv, out_png = tmp_path / "rows.csv", tmp_path / "plot.png"

@@ -46,6 +46,7 @@ def _table(path: Path, rows: int) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_small_table_trains_longer_and_keeps_its_last_epoch(cli, tmp_path: Path) -> None:
     data = _table(tmp_path / "t.csv", 40)
     result = cli("train", "-m", "mlp", "-a", "hidden=[8]", "--data", f"csv:{data}", "--batch-size", "16",

@@ -112,6 +112,7 @@ def test_eval_without_any_run_is_a_clear_error(cli) -> None:
     assert "dlcli train" in result.err
 
 
+@pytest.mark.slow
 def test_out_dir_is_not_overwritten_without_force(cli, tmp_path: Path) -> None:
     out = tmp_path / "mine"
     out.mkdir()
@@ -182,6 +183,7 @@ def test_same_seed_same_metrics(cli, tmp_path: Path) -> None:
     assert a["accuracy"] == b["accuracy"] and a["loss"] == b["loss"]
 
 
+@pytest.mark.slow
 def test_debug_env_shows_traceback(tmp_path: Path) -> None:
     env = {**os.environ, "DLCLI_DEBUG": "1", "DLCLI_RUNS_DIR": str(tmp_path)}
     out = subprocess.run([sys.executable, "-m", "dlcli", "eval", str(tmp_path / "nope.pt")],

@@ -13,6 +13,7 @@ pytestmark = [
 ]
 
 
+@pytest.mark.slow
 def test_train_then_eval_on_a_real_mnist_subset(cli, tmp_path: Path) -> None:
     trained = cli("train", "--model", "cnn", "--data", "mnist", "--train-samples", "12000", "--epochs", "2",
                   "--out", tmp_path / "run", "--json", "-q")

@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_sweep_trains_three_runs_and_compares_them(tmp_path: Path) -> None:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "OUT": str(tmp_path / "sweep"), "EPOCHS": "1", "TRAIN_SAMPLES": "300", "LRS": "0.05 0.4 0.8"}

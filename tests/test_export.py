@@ -44,6 +44,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict
     return ckpt, Path(result["artifact"]), result
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(MODELS))
 def test_every_registered_model_exports_and_verifies(tmp_path: Path, name: str) -> None:
     ckpt = make_checkpoint(tmp_path / "model.pt", name, (1, 16, 16), dataset="not-a-dataset")  # random inputs
@@ -117,6 +118,7 @@ def test_tampered_initializer_fails_parity(exported: tuple[Path, Path, dict]) ->
     assert not report.passed and report.max_abs_diff > DEFAULT_ATOL
 
 
+@pytest.mark.slow
 def test_failed_verification_fails_the_command_and_leaves_no_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli
 ) -> None:
@@ -147,6 +149,7 @@ def test_corrupted_file_fails_the_checker(exported: tuple[Path, Path, dict], tmp
         check_model_file(tmp_path / "dangling.onnx")
 
 
+@pytest.mark.slow
 def test_cli_exports_latest_checkpoint_with_json(tmp_path: Path, cli) -> None:
     ckpt = make_checkpoint(tmp_path / "runs" / "train" / "exp" / "best.pt")
     record_latest(ckpt)

@@ -174,6 +174,7 @@ def test_labels_neither_overlap_nor_leave_the_axes() -> None:
 
 # --- end to end ----------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_frontier_builds_measures_gates_picks_and_reuses(cli, trained_checkpoint: Path) -> None:
     out = trained_checkpoint.parent / "frontier"
     first = cli("frontier", trained_checkpoint, "--variants", "int8,channel-50", "--recover-epochs", "0", *QUICK,
@@ -230,6 +231,7 @@ def test_frontier_builds_measures_gates_picks_and_reuses(cli, trained_checkpoint
     assert rows["fp32"]["reused"] and not rows["channel-50"]["reused"]
 
 
+@pytest.mark.slow
 def test_default_variants_on_tiny_data(cli, trained_checkpoint: Path) -> None:
     """The default list end to end, with recovery and distillation on 100 samples."""
     found = cli("frontier", trained_checkpoint, *QUICK, "--json")
@@ -254,6 +256,7 @@ def test_a_foreign_output_folder_needs_force(cli, trained_checkpoint: Path, tmp_
     assert cli("frontier", trained_checkpoint, "--variants", "fp16", *QUICK).code == 2
 
 
+@pytest.mark.slow
 def test_example_script_prints_the_pick(trained_checkpoint: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     proc = subprocess.run(["bash", str(ROOT / "examples" / "frontier.sh"), str(trained_checkpoint), "--variants",

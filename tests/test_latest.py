@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from conftest import FAST_TRAIN
 
 
@@ -13,6 +14,7 @@ def latest() -> str:
     return json.loads((Path(os.environ["DLCLI_RUNS_DIR"]) / "latest.json").read_text())["checkpoint"]
 
 
+@pytest.mark.slow
 def test_prune_and_quantize_leave_the_latest_run_alone(cli, tmp_path: Path) -> None:
     trained = cli("train", *FAST_TRAIN, "--out", tmp_path / "run", "--json").json()["artifact"]
     assert latest() == str(Path(trained).resolve())

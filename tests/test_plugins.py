@@ -41,6 +41,7 @@ def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     sys.modules.pop("my_models", None)
 
 
+@pytest.mark.slow
 def test_external_model_through_every_command(cli, plugin: Path) -> None:
     run = plugin / "run"
     trained = cli("train", "-m", "tiny-external", "-a", "width=4", *FAST_TRAIN, "--out", run, "--json")
@@ -58,6 +59,7 @@ def test_external_model_through_every_command(cli, plugin: Path) -> None:
     assert cli("benchmark", best, run / "best.onnx", "--json").code == 0
 
 
+@pytest.mark.slow
 def test_plugins_load_in_a_fresh_process_and_bad_ones_fail_in_one_line(plugin: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(plugin), "DLCLI_PLUGINS": "my_models", "NO_COLOR": "1"}
     listed = subprocess.run([sys.executable, "-m", "dlcli", "models", "--json"], capture_output=True, text=True,

@@ -95,6 +95,7 @@ def test_unstructured_sparsity_survives_recovery(cli, base_checkpoint: Path, tmp
                                    "--finetune-epochs", "0").err
 
 
+@pytest.mark.slow
 def test_channel_pruning_is_smaller_and_rebuilds_in_a_fresh_process(cli, base_checkpoint: Path,
                                                                     tmp_path: Path) -> None:
     out = tmp_path / "channel.pt"
@@ -127,6 +128,7 @@ def test_channel_pruning_is_smaller_and_rebuilds_in_a_fresh_process(cli, base_ch
         assert (tmp_path / "channel.onnx").exists()
 
 
+@pytest.mark.slow
 def test_iterative_channel_pruning_with_kd_recovery(cli, base_checkpoint: Path, tmp_path: Path) -> None:
     payload, ckpt = prune(cli, base_checkpoint, "--method", "channel", "--amount", "0.5", "--steps", "2",
                           "--recover", "kd", "--finetune-epochs", "1", "--no-latency", "--round-to", "2",
@@ -238,6 +240,7 @@ def test_prune_help_does_not_import_torch() -> None:
     assert "HEAVY []" in out and "--amount" in out and "--finetune-epochs" in out
 
 
+@pytest.mark.slow
 def test_recovery_batch_default_sits_below_a_config_file(cli, base_checkpoint: Path, tmp_path: Path) -> None:
     config = tmp_path / "recover.yaml"
     config.write_text("lr: 0.05\n")

@@ -117,6 +117,7 @@ def test_default_method_static_for_conv_graphs_dynamic_otherwise() -> None:
     assert q.default_method(_graph("Sub", "Gemm", "Relu", "Gemm")) == "dynamic"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "args"), [("cnn", {"channels": [8, 16]}), ("resnet", {"depth": 8, "width": 0.5})])
 def test_int8_rewrites_keep_the_function(name: str, args: dict) -> None:
     """The GlobalAveragePool rewrite, the fp32 stem (cnn: conv-relu-pool) and channel padding (resnet's
@@ -142,6 +143,7 @@ def test_int8_rewrites_keep_the_function(name: str, args: dict) -> None:
             assert inits[node.input[1]].dims[1] % int8_rewrites.ALIGN == 0
 
 
+@pytest.mark.slow
 def test_static_quantize_reports_before_and_after(static_run: dict, trained: dict[str, Path]) -> None:
     r = static_run
     out = trained["cnn"].with_name("best.int8.onnx")
@@ -191,6 +193,7 @@ def test_int8_artifact_evaluates_and_benchmarks(cli, static_run: dict) -> None:
     assert [r["batch_size"] for r in bench.json()["rows"]] == [1, 4]
 
 
+@pytest.mark.slow
 def test_dynamic_quantization_of_an_mlp(cli, trained: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "mlp.int8.onnx"
     r = cli("quantize", trained["mlp"], "--out", out, "--json", "--iters", "3")
@@ -204,6 +207,7 @@ def test_dynamic_quantization_of_an_mlp(cli, trained: dict[str, Path], tmp_path:
     assert read_metadata(onnx.load(str(out)))["lineage"][-1]["calibration_set"] is None
 
 
+@pytest.mark.slow
 def test_checkpoint_data_is_read_once_and_missing_data_fails_before_export(
     cli, trained: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -239,6 +243,7 @@ def _foreign(trained: dict[str, Path], folder: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_static_without_calibration_data_is_a_usage_error(cli, trained: dict[str, Path], tmp_path: Path) -> None:
     foreign = _foreign(trained, tmp_path)
     r = cli("quantize", foreign, *FAST)
@@ -249,6 +254,7 @@ def test_static_without_calibration_data_is_a_usage_error(cli, trained: dict[str
     assert ok.json()["metrics"]["accuracy"] is not None
 
 
+@pytest.mark.slow
 def test_accuracy_gate_fails_with_exit_1_and_writes_nothing(
     cli, trained: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -269,6 +275,7 @@ def test_accuracy_gate_fails_with_exit_1_and_writes_nothing(
     assert out.exists()
 
 
+@pytest.mark.slow
 def test_exclude_keeps_op_types_and_nodes_fp32(cli, trained: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "excluded.onnx"
     r = cli("quantize", trained["cnn"], "--exclude", "Gemm", "--exclude", "node_Conv_70", "--out", out,
@@ -291,6 +298,7 @@ def test_exclude_keeps_op_types_and_nodes_fp32(cli, trained: dict[str, Path], tm
     assert bad.code == 2 and "node_Conv_70" in bad.err  # "did you mean"
 
 
+@pytest.mark.slow
 def test_usage_errors(cli, trained: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert cli("quantize", trained["mlp"], "--report-layers", *FAST).code == 2  # its default method is dynamic
     assert cli("quantize", trained["cnn"], *FAST, "--calib-samples", "0").code == 2

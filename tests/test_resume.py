@@ -92,6 +92,7 @@ def test_crash_after_periodic_save_resumes_exactly(cli, tmp_path, monkeypatch, r
     assert same_weights(run / "last.pt", reference / "last.pt")
 
 
+@pytest.mark.slow
 def test_resume_with_more_epochs_trains_the_extra_ones(cli, tmp_path) -> None:
     run = tmp_path / "run"
     assert cli("train", *RUN, "--epochs", "2", "--out", run).code == 0
@@ -153,6 +154,7 @@ def _wait_for_training(proc: subprocess.Popen, run: Path, timeout: float = 120) 
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_to_a_real_process_saves_and_exits(tmp_path, signum, code) -> None:
     proc = _start(tmp_path)
@@ -165,6 +167,7 @@ def test_signal_to_a_real_process_saves_and_exits(tmp_path, signum, code) -> Non
     assert not list((tmp_path / "run").glob(".*.tmp"))
 
 
+@pytest.mark.slow
 def test_second_signal_exits_at_once(tmp_path) -> None:
     proc = _start(tmp_path)
     _wait_for_training(proc, tmp_path / "run")
@@ -175,6 +178,7 @@ def test_second_signal_exits_at_once(tmp_path) -> None:
     load_checkpoint(tmp_path / "run" / "last.pt")  # whatever was saved is still loadable
 
 
+@pytest.mark.slow
 def test_finetune_and_distill_resume_exactly(cli, tmp_path, monkeypatch) -> None:
     """The same path for the other training commands: finetune resumed after its unfreezing epoch,
     distill resumed mid-epoch, each bitwise equal to its uninterrupted run."""

@@ -142,6 +142,7 @@ def test_broken_image_in_a_worker_is_one_line_naming_it(image_folder: Path) -> N
     assert "\n" not in str(caught.value) and "Traceback" not in str(caught.value)
 
 
+@pytest.mark.slow
 def test_train_and_eval_stream_a_folder_end_to_end(
     image_folder: Path, cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -19,6 +19,7 @@ def _events(folder: Path) -> EventAccumulator:
     return accumulator
 
 
+@pytest.mark.slow
 def test_train_writes_scalars_hparams_and_graph_without_changing_the_run(
     cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _session_checkpoint: Path,
 ) -> None:

@@ -42,6 +42,7 @@ def test_given_threads_win_and_must_be_positive() -> None:
         threads.resolve_threads(0)
 
 
+@pytest.mark.slow
 def test_commands_set_the_threads_they_are_given(cli, tmp_path: Path) -> None:
     previous = torch.get_num_threads()
     try:

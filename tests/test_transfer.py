@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from conftest import FAST_TRAIN
 
@@ -87,6 +88,7 @@ def test_finetune_refuses_incompatible_inputs(cli, tmp_path: Path) -> None:
     assert "cannot" in result.err and "Traceback" not in result.err
 
 
+@pytest.mark.slow
 def test_distill_beats_nothing_silently_and_reports_all_three(cli, trained_checkpoint: Path, tmp_path: Path) -> None:
     result = cli("distill", "--teacher", trained_checkpoint, "--student", "cnn", "-a", "width=0.5", "--epochs", "1",
                  "--train-samples", "600", "--baseline", "--out", tmp_path / "kd", "--json")

@@ -28,6 +28,7 @@ def crafted(source: Path, dest: Path, **changes: object) -> Path:
 
 # ---- 1: a file another command wrote is not replaced without --force ----------------------------
 
+@pytest.mark.slow
 def test_quantize_does_not_replace_an_export_without_force(cli, trained_checkpoint: Path) -> None:
     exported = trained_checkpoint.with_suffix(".onnx")
     assert cli("export", trained_checkpoint, "-q").code == 0
@@ -46,6 +47,7 @@ def test_export_and_prune_do_not_replace_other_steps_outputs(cli, trained_checkp
     assert other.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_same_step_may_replace_its_own_output(cli, trained_checkpoint: Path) -> None:
     assert cli("export", trained_checkpoint, "-q").code == 0
     assert cli("export", trained_checkpoint, "-q").code == 0
@@ -99,6 +101,7 @@ def test_wrongly_typed_checkpoint_fields_are_input_errors(cli, trained_checkpoin
 
 @pytest.mark.parametrize(("key", "value", "word"), [("input_shape", [3, 32, 32], "input shape"),
                                                     ("classes", ["a", "b"], "classes")])
+@pytest.mark.slow
 def test_onnx_metadata_disagreeing_with_graph_is_refused(cli, trained_checkpoint: Path, tmp_path: Path,
                                                          key: str, value: object, word: str) -> None:
     import onnx
@@ -119,6 +122,7 @@ def test_onnx_metadata_disagreeing_with_graph_is_refused(cli, trained_checkpoint
 
 # ---- 5: quantize of a fixed-batch export ---------------------------------------------------------
 
+@pytest.mark.slow
 def test_quantize_of_static_batch_export(cli, trained_checkpoint: Path, tmp_path: Path) -> None:
     """Before: exit 1 and a multi-line onnxruntime error (calibration fed batches of 64 to a batch-1 graph)."""
     fixed = tmp_path / "fixed.onnx"
@@ -130,6 +134,7 @@ def test_quantize_of_static_batch_export(cli, trained_checkpoint: Path, tmp_path
 
 # ---- 8: closed stdout ----------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_closed_stdout_keeps_the_work_and_exits_quietly(tmp_path: Path) -> None:
     """`dlcli train ... | head -c0`: before, exit 1 with no message although every artifact was written."""
     env = {**os.environ, "DLCLI_RUNS_DIR": str(tmp_path / "runs"), "NO_COLOR": "1"}
@@ -160,6 +165,7 @@ def test_reused_run_folder_loses_stale_temporaries(cli, tmp_path: Path) -> None:
 
 # ---- 12: reports that agree with themselves and the flags ------------------------------------------
 
+@pytest.mark.slow
 def test_quiet_silences_onnxruntime_calibration_prints(cli, trained_checkpoint: Path) -> None:
     result = cli("quantize", trained_checkpoint, "--calibration", "percentile", "--calib-samples", "64",
                  "--iters", "2", "-q")
@@ -177,6 +183,7 @@ def test_prune_round_lines_agree_with_the_table(cli, trained_checkpoint: Path, t
     assert record["pruning"]["rounds"][-1]["achieved"] == pytest.approx(record["metrics"]["sparsity"])
 
 
+@pytest.mark.slow
 def test_int8_and_fp32_onnx_count_parameters_alike(cli, trained_checkpoint: Path) -> None:
     """Before: int8 25,538 vs fp32 25,040 (scales and zero points counted as parameters)."""
     assert cli("export", trained_checkpoint, "-q").code == 0
@@ -188,6 +195,7 @@ def test_int8_and_fp32_onnx_count_parameters_alike(cli, trained_checkpoint: Path
     assert "BatchNorm" in fp32["params_note"]
 
 
+@pytest.mark.slow
 def test_sigkill_during_saves_never_destroys_the_checkpoint(tmp_path: Path) -> None:
     """SIGKILL a process that keeps re-saving a checkpoint: the file on disk is always a complete
     previous version (atomic rename); what the kill leaves is a hidden temporary, which reusing the
