@@ -89,10 +89,11 @@ def step_overhead(rounds: int) -> dict[str, float]:
 
 def load_batches(samples: int, batch_size: int, seed: int) -> tuple[Any, Any]:
     from dlcli.data.catalog import load_dataset
-    from dlcli.data.tensors import Batches, dataset_splits, limit_samples
+    from dlcli.data.streaming import device_splits
+    from dlcli.data.tensors import Batches, limit_samples
 
     dataset = load_dataset("mnist" if os.environ.get("DLCLI_DATA_DIR") else "mnist-sample")
-    train, _ = dataset_splits(dataset, torch.device("cpu"))
+    train, _ = device_splits(dataset, torch.device("cpu"), workers=0)
     generator = torch.Generator().manual_seed(seed)
     train = limit_samples(train, samples, generator)
     return dataset, Batches(train, batch_size, shuffle=True, seed=seed, channels_last=True)

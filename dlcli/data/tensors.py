@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from dlcli.data.dataset import Dataset, Split
+from dlcli.data.dataset import Split
 from dlcli.errors import UsageError
 
 
@@ -184,11 +184,3 @@ class Batches:
         if self.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
         return xb
-
-
-def dataset_splits(dataset: Dataset, device: torch.device) -> tuple[TensorSplit, TensorSplit | None]:
-    """Train and test splits of a loaded dataset as tensors on `device`."""
-    scale = dataset.input_scale()
-    train = to_tensor_split(dataset.train, scale, device)
-    test = to_tensor_split(dataset.test, scale, device) if dataset.test is not None else None
-    return train, test
