@@ -31,7 +31,7 @@ from dlcli.export.runtime import ort_session
 from dlcli.workflows import evaluate, evaluate_onnx, export
 from dlcli.workflows.benchmark import BenchmarkConfig
 from dlcli.workflows.benchmark import run as run_benchmark
-from dlcli.workflows.training import eval_batches, load_data
+from dlcli.workflows.preparation import eval_batches, load_data
 
 RESULTS = Path(__file__).parent / "results"
 

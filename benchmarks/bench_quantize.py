@@ -45,9 +45,9 @@ from dlcli.measure.runners import alternating_p50, onnx_runner
 from dlcli.workflows import export
 from dlcli.workflows.evaluate import evaluation_split
 from dlcli.workflows.evaluate_onnx import onnx_metrics
+from dlcli.workflows.preparation import load_data
 from dlcli.workflows.quantize import QuantizeConfig
 from dlcli.workflows.quantize import run as quantize
-from dlcli.workflows.training import load_data
 
 RESULTS = Path(__file__).parent / "results" / "quantize.json"
 RUNS = Path("runs/bench_quantize")

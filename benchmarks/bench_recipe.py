@@ -32,7 +32,7 @@ RESULTS = Path(__file__).parent / "results" / "recipe.json"
 # (phase, module, attribute path, modules that import the function by name): wrapped where they
 # exist. Validation and checkpoint saves happen inside the loop: indented, and counted in it too.
 PHASES = [
-    ("data", "dlcli.workflows.training", "load_data", ()),
+    ("data", "dlcli.workflows.preparation", "load_data", ()),
     ("optimizer set-up", "dlcli.workflows.training", "build_optimizer", ()),
     ("training loop", "dlcli.engine.loop", "Trainer.fit", ()),
     ("  validation", "dlcli.engine.loop", "evaluate", ()),

@@ -156,7 +156,7 @@ def _open_checkpoint(path: Path, device_name: str, compile: bool) -> Artifact:
     from dlcli.losses import make_loss
     from dlcli.models import count_parameters
     from dlcli.workflows.evaluate import check_compatible, evaluation_split
-    from dlcli.workflows.training import eval_batches
+    from dlcli.workflows.preparation import eval_batches
 
     ckpt = load_checkpoint(path)
     device = resolve_device(device_name)
@@ -215,7 +215,7 @@ def _first_call(artifact: Artifact, batch: np.ndarray, batch_size: int) -> None:
 def _load_data(cfg: BenchmarkConfig, console: Console) -> Dataset | None:
     if cfg.data is None:
         return None
-    from dlcli.workflows.training import load_data
+    from dlcli.workflows.preparation import load_data
 
     return load_data(cfg.data, cfg.data_dir, console, test_only=True)
 

@@ -30,8 +30,9 @@ from dlcli.losses import make_loss
 from dlcli.models import MODELS, count_parameters, create_model, model_args
 from dlcli.threads import use_threads
 from dlcli.validation import check, validate_fields
+from dlcli.workflows.preparation import eval_batches, prepare_data, use_channels_last
 from dlcli.workflows.train import resolved_model_args
-from dlcli.workflows.training import TrainingJob, eval_batches, prepare_data, train_and_save, use_channels_last
+from dlcli.workflows.training import TrainingJob, train_and_save
 
 
 @dataclass

@@ -19,7 +19,7 @@ from dlcli.engine.metrics import evaluate_by_class
 from dlcli.errors import UsageError
 from dlcli.losses import make_loss
 from dlcli.threads import use_threads
-from dlcli.workflows.training import eval_batches, load_data
+from dlcli.workflows.preparation import eval_batches, load_data
 
 
 def check_compatible(dataset: Dataset, input_shape: list[int], classes: list[str], artifact: Path) -> None:

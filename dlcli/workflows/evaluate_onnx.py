@@ -24,7 +24,7 @@ from dlcli.export.metadata import check_against_graph, read_metadata
 from dlcli.export.runtime import load_onnx, ort_session, predict, session_device
 from dlcli.losses import make_loss
 from dlcli.workflows.evaluate import check_compatible, evaluation_split, report_classes
-from dlcli.workflows.training import eval_batches, load_data
+from dlcli.workflows.preparation import eval_batches, load_data
 
 
 class OnnxModule(nn.Module):

@@ -34,7 +34,8 @@ from dlcli.models.surgery import (
 from dlcli.optim import DEFAULT_LR, parameter_groups
 from dlcli.threads import use_threads
 from dlcli.validation import check, validate_fields
-from dlcli.workflows.training import PreparedData, TrainingJob, prepare_data, train_and_save
+from dlcli.workflows.preparation import PreparedData, prepare_data
+from dlcli.workflows.training import TrainingJob, train_and_save
 
 FREEZE_CHOICES = ("none", "backbone", "all-but-head")
 

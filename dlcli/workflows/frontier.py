@@ -175,7 +175,7 @@ def run(cfg: FrontierConfig, console: Console) -> FrontierResult:
 
 
 def _load_test_data(spec: str | None, data_dir: str | None, console: Console) -> Any:
-    from dlcli.workflows.training import load_data
+    from dlcli.workflows.preparation import load_data
 
     if not spec:
         raise UsageError("the checkpoint records no dataset: pass --data NAME (the data it was trained on).")

@@ -33,17 +33,9 @@ from dlcli.losses import make_loss
 from dlcli.optim import DEFAULT_LR
 from dlcli.runs import check_step_output, new_run_dir
 from dlcli.threads import use_threads
+from dlcli.workflows.preparation import PreparedData, eval_batches, load_data, prepare_data, use_channels_last
 from dlcli.workflows.prune_report import report, round_line
-from dlcli.workflows.training import (
-    FitSetup,
-    PreparedData,
-    RunWriter,
-    eval_batches,
-    load_data,
-    prepare_data,
-    run_fit,
-    use_channels_last,
-)
+from dlcli.workflows.training import FitSetup, RunWriter, run_fit
 
 # Recovery defaults (when --lr / --batch-size are not given), chosen by measurement on MNIST with the
 # default cnn (channel 0.5 and global 0.9, one epoch): batch 64 with sgd 0.1 recovered 0.2-0.5 pp more

@@ -155,7 +155,7 @@ def open_source(cfg: QuantizeConfig, tmp: Path, console: Console) -> tuple[Sourc
 
 
 def _load_data(cfg: QuantizeConfig, spec: str | None, console: Console) -> Dataset | None:
-    from dlcli.workflows.training import load_data
+    from dlcli.workflows.preparation import load_data
 
     return load_data(spec, cfg.data_dir, console) if spec else None
 

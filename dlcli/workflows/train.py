@@ -14,7 +14,8 @@ from dlcli.engine import ClassificationTask
 from dlcli.losses import make_loss
 from dlcli.models import create_model, model_args
 from dlcli.threads import use_threads
-from dlcli.workflows.training import DEFAULT_DATASET, TrainingJob, prepare_data, train_and_save
+from dlcli.workflows.preparation import DEFAULT_DATASET, prepare_data
+from dlcli.workflows.training import TrainingJob, train_and_save
 
 
 def resolved_model_args(name: str, args: dict[str, Any], dropout: float | None) -> dict[str, Any]:
