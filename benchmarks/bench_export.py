@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / f"{args.checkpoint.stem}.onnx"
         exported = export.run(args.checkpoint, onnx_path, console=console)
-        eval_pt = evaluate.run(args.checkpoint, data, None, "cpu", console)
+        eval_pt = evaluate.run(evaluate.EvalConfig(args.checkpoint, data, device="cpu"), console).to_json()
         eval_onnx = evaluate_onnx.run(onnx_path, data, None, console)
         agreement = full_test_agreement(args.checkpoint, onnx_path, data, console)
         bench = run_benchmark(BenchmarkConfig(

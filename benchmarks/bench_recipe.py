@@ -33,12 +33,12 @@ RESULTS = Path(__file__).parent / "results" / "recipe.json"
 # exist. Validation and checkpoint saves happen inside the loop: indented, and counted in it too.
 PHASES = [
     ("data", "dlcli.workflows.preparation", "load_data", ()),
-    ("optimizer set-up", "dlcli.workflows.training", "build_optimizer", ()),
+    ("optimizer set-up", "dlcli.workflows.fit", "build_optimizer", ()),
     ("training loop", "dlcli.engine.loop", "Trainer.fit", ()),
     ("  validation", "dlcli.engine.loop", "evaluate", ()),
-    ("  checkpoint saves", "dlcli.workflows.training", "RunWriter.epoch_end", ()),
-    ("test evaluation", "dlcli.workflows.training", "finish_run", ()),
-    ("curves.png", "dlcli.workflows.training", "plot_curves", ()),
+    ("  checkpoint saves", "dlcli.workflows.run_writer", "RunWriter.epoch_end", ()),
+    ("test evaluation", "dlcli.workflows.fit", "finish_run", ()),
+    ("curves.png", "dlcli.workflows.fit", "plot_curves", ()),
 ]
 
 

@@ -8,90 +8,118 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dlcli.choices import DEFAULT_LR, PRECISIONS
 from dlcli.errors import InputFileError, UsageError
 from dlcli.validation import check, validate_fields
 
+HELP_KEY = "dlcli.help"
+SHOW_KEY = "dlcli.show"
 
-@dataclass
+
+def option(default: Any = MISSING, *, help: str, show: str | None = None, factory: Any = MISSING,
+           **bounds: Any) -> Any:
+    """A config field with its flag's help text (and, where the default is None or not worth
+    printing as a value, what `--help` shows as the default); `bounds` are its `check(...)`.
+
+    The CLI reads these (dlcli.cli._options), so a field's meaning and default are written once."""
+    metadata: dict[str, Any] = {HELP_KEY: help, **(check(**bounds) if bounds else {})}
+    if show is not None:
+        metadata[SHOW_KEY] = show
+    return field(default=default, default_factory=factory, metadata=metadata)
+
+
+def field_help(cls: type, name: str) -> str:
+    return next(f for f in dataclasses.fields(cls) if f.name == name).metadata.get(HELP_KEY, "")
+
+
+def shown_default(cls: type, name: str) -> str | None:
+    """What `--help` shows as a field's default: the declared `show`, else the default value itself
+    (booleans as on/off); None when there is nothing to show (a None default without `show`)."""
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    if SHOW_KEY in f.metadata:
+        return f.metadata[SHOW_KEY]
+    if f.default is MISSING or f.default is None:
+        return None
+    if isinstance(f.default, bool):
+        return "on" if f.default else "off"
+    return f"{f.default:g}" if isinstance(f.default, float) else str(f.default)
+
+
+LR_HELP = ("Peak learning rate. Default per optimizer: "
+           + ", ".join(f"{name} {lr:g}" for name, lr in DEFAULT_LR.items()) + ".")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
-    """Everything a training run needs. Field docs are the flags' help texts."""
+    """Everything a training run needs. Each field's `help` is its flag's help text (dlcli.cli._options
+    reads it), so the two cannot disagree. Frozen: a workflow derives the values it resolves with
+    `dataclasses.replace` (see dlcli.workflows.resolve) and never changes the config it was given."""
 
-    model: str = "cnn"
-    """Registered model name (see `dlcli models`)."""
-    model_args: dict[str, Any] = field(default_factory=dict)
-    """Constructor arguments of the model, e.g. {"width": 2} or {"depth": 8}."""
-    data: str | None = None
-    """Dataset name (see `dlcli datasets`), folder:PATH or csv:PATH. Default: the embedded
-    mnist-sample for train; the checkpoint's own dataset for finetune, distill and prune."""
-    data_dir: str | None = None
-    """Root holding <dataset>/<files>; default $DLCLI_DATA_DIR, then the cache."""
-    epochs: int | None = field(default=None, metadata=check(ge=1))
-    """Passes over the training split; default: the dataset's recommended number, raised on small data
-    so that a run takes at least dlcli.engine.budget.MIN_STEPS optimizer steps."""
-    batch_size: int = field(default=128, metadata=check(ge=1))
-    optimizer: str = "sgd"
-    lr: float | None = field(default=None, metadata=check(gt=0))
-    """Peak learning rate; default depends on the optimizer (sgd 0.2, adam/adamw 2e-3, rmsprop 1e-3)."""
-    momentum: float = field(default=0.9, metadata=check(ge=0, lt=1))
-    """SGD/RMSprop momentum; with onecycle, the momentum it cycles down from and back to."""
-    nesterov: bool = True
-    weight_decay: float = field(default=5e-4, metadata=check(ge=0))
-    """L2 regularization (decoupled for adamw); not applied to biases and norm scales."""
-    l1: float = field(default=0.0, metadata=check(ge=0))
-    """L1 penalty coefficient on weights."""
-    dropout: float | None = field(default=None, metadata=check(ge=0, lt=1))
-    """Dropout before the head (cnn, mlp) or in the MLP blocks (vit); a model argument."""
-    loss: str = "cross-entropy"
-    label_smoothing: float = field(default=0.1, metadata=check(ge=0, lt=1))
-    scheduler: str = "onecycle"
-    warmup_epochs: float | None = field(default=None, metadata=check(ge=0))
-    """Linear warmup length; for onecycle, where the peak is (default 25 % of the run)."""
-    step_size: int = field(default=1, metadata=check(ge=1))
-    """step scheduler: epochs between decays."""
-    gamma: float = field(default=0.5, metadata=check(gt=0, le=1))
-    """step scheduler: decay factor."""
-    augment: list[str] = field(default_factory=list)
-    """Batched augmentations: flip, rotate, crop."""
-    patience: int | None = field(default=None, metadata=check(ge=1))
-    """Stop after this many epochs without validation improvement."""
-    val_split: float = field(default=0.1, metadata=check(ge=0, lt=1))
-    """Fraction of the training split held out (seeded) to pick the best checkpoint."""
-    train_samples: int | None = field(default=None, metadata=check(ge=1))
-    """Train on a seeded, class-balanced subset of this many samples."""
-    seed: int = field(default=0, metadata=check(ge=0, le=2**63 - 1))
-    device: str = "auto"
-    precision: str = field(default="fp32", metadata=check(choices=("fp32", "bf16", "fp16")))
-    """fp32, bf16 or fp16 autocast."""
-    channels_last: bool | None = None
-    """Channels-last memory format for conv models; default: on for cpu and cuda."""
-    threads: int | None = field(default=None, metadata=check(ge=1))
-    """CPU threads (PyTorch intra-op); default: the cores no other process is busy on at start."""
-    resume: str | None = None
-    """Continue from a run's last.pt (a path, a run folder, or auto: the newest run of this command)."""
-    save_every: int | None = field(default=None, metadata=check(ge=1))
-    """Also save a resumable last.pt every N optimizer steps (it is always saved at each epoch end)."""
-    skip_nonfinite: bool = False
-    """Skip and count batches whose loss is NaN/inf instead of stopping the run."""
-    sync_bn: bool = False
-    """Distributed runs: synchronise BatchNorm statistics across processes (SyncBatchNorm)."""
-    tensorboard: bool = False
-    """Write TensorBoard event files (scalars, hyperparameters, graph) into RUN/tensorboard/."""
-    stream: bool | None = None
-    """Decode a folder dataset from disk batch by batch instead of loading it into memory; default: on
-    for folders over 256 MiB of decoded pixels."""
-    workers: int | None = field(default=None, metadata=check(ge=0))
-    """DataLoader worker processes that decode streamed data (0: the main process); default: the
-    cores beyond two, at most 2."""
+    model: str = option("cnn", help="Registered model name (see `dlcli models`).")
+    model_args: dict[str, Any] = option(
+        factory=dict, help='Constructor arguments of the model, e.g. {"width": 2} or {"depth": 8}.')
+    data: str | None = option(
+        None, help="Dataset name (see `dlcli datasets`), folder:PATH or csv:PATH. Default: the embedded "
+        "mnist-sample for train; the checkpoint's own dataset for finetune, distill and prune.")
+    data_dir: str | None = option(None, help="Root holding <dataset>/<files>; default $DLCLI_DATA_DIR, then the cache.")
+    epochs: int | None = option(
+        None, ge=1, help="Passes over the training split. Default: the dataset's recommended number, more on "
+        "small data so that a run takes a few hundred optimizer steps (dlcli.engine.budget).")
+    batch_size: int = option(128, ge=1, help="Batch size (the global batch in a distributed run).")
+    optimizer: str = option("sgd", help="Optimizer.")
+    lr: float | None = option(None, gt=0, help=LR_HELP)
+    momentum: float = option(0.9, ge=0, lt=1,
+                             help="SGD/RMSprop momentum, in [0, 1) (onecycle: the momentum it cycles down from).")
+    nesterov: bool = option(True, help="Nesterov momentum (sgd).")
+    weight_decay: float = option(5e-4, ge=0, show="5e-4",
+                                 help="L2 regularization (decoupled for adamw); not on biases and norm scales.")
+    l1: float = option(0.0, ge=0, show="0", help="L1 penalty coefficient on weights.")
+    dropout: float | None = option(
+        None, ge=0, lt=1, help="Dropout before the head (cnn, mlp) or in the MLP blocks (vit); a model argument.")
+    loss: str = option("cross-entropy", help="Loss.")
+    label_smoothing: float = option(0.1, ge=0, lt=1, help="Label smoothing.")
+    scheduler: str = option("onecycle", help="Learning-rate schedule, stepped per batch.")
+    warmup_epochs: float | None = option(None, ge=0, show="onecycle: 25 % of the run",
+                                         help="Linear warmup length (onecycle: where the peak is).")
+    step_size: int = option(1, ge=1, help="step scheduler: epochs between decays.")
+    gamma: float = option(0.5, gt=0, le=1, help="step scheduler: decay factor.")
+    augment: list[str] = option(
+        factory=list, help="Batched augmentations: flip, rotate, crop (comma list or repeated).")
+    patience: int | None = option(None, ge=1, help="Stop after this many epochs without validation improvement.")
+    val_split: float = option(0.1, ge=0, lt=1,
+                              help="Fraction of the training split held out (seeded) to pick the best checkpoint.")
+    train_samples: int | None = option(None, ge=1, help="Train on a seeded, class-balanced subset of N samples.")
+    seed: int = option(0, ge=0, le=2**63 - 1, help="Random seed.")
+    device: str = option("auto", help="auto picks cuda > mps > cpu.")
+    precision: str = option("fp32", choices=PRECISIONS, help="Autocast precision.")
+    channels_last: bool | None = option(None, show="on for conv models on cpu and cuda",
+                                        help="Channels-last memory format.")
+    threads: int | None = option(None, ge=1, show="free cores",
+                                 help="CPU threads (PyTorch intra-op); default: the cores no other process is busy on "
+                                 "at start.")
+    resume: str | None = option(None, help="Continue from a run's last.pt (a path, a run folder, or auto: the newest "
+                                "run of this command).")
+    save_every: int | None = option(None, ge=1, help="Also save a resumable last.pt every N optimizer steps (always "
+                                    "at each epoch end).")
+    skip_nonfinite: bool = option(False, show="stop", help="Skip and count batches with a NaN/inf loss instead of "
+                                  "stopping the run.")
+    sync_bn: bool = option(False, help="Distributed runs: synchronise BatchNorm statistics across processes.")
+    tensorboard: bool = option(False, help="TensorBoard event files (scalars, hyperparameters, graph) in "
+                               "RUN/tensorboard (needs dlcli[tensorboard]).")
+    stream: bool | None = option(None, show="folders over 256 MiB decoded",
+                                 help="Decode a folder dataset from disk batch by batch instead of loading it.")
+    workers: int | None = option(None, ge=0, show="cores beyond 2, at most 2",
+                                 help="DataLoader processes decoding streamed data (0: the main process).")
 
     def validate(self) -> TrainConfig:
         """Every field's type and range (declared beside it: `check(...)` metadata and the annotation),
         then the registry names and the model's arguments; all before any file or folder is made."""
         if isinstance(self.augment, str):  # a config file may say augment = "flip,crop"
-            self.augment = [self.augment]
+            object.__setattr__(self, "augment", [self.augment])  # coercion, as validate_fields does
         validate_fields(self, flag_name)
         self._check_names()
         if self.tensorboard:

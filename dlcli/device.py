@@ -6,9 +6,8 @@ import random
 
 import torch
 
+from dlcli.choices import DEVICES as DEVICE_CHOICES
 from dlcli.errors import DeviceError, UsageError
-
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
 def _mps_available() -> bool:

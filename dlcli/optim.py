@@ -13,15 +13,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from dlcli.choices import DEFAULT_LR
+from dlcli.choices import SCHEDULERS as SCHEDULER_NAMES
 from dlcli.errors import UsageError
 from dlcli.registry import Registry
 
 OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry("optimizer")
 SCHEDULERS: Registry[str] = Registry("scheduler")
-for _name in ("none", "step", "cosine", "onecycle"):
+for _name in SCHEDULER_NAMES:
     SCHEDULERS.add(_name, _name)
-
-DEFAULT_LR = {"sgd": 0.2, "adam": 2e-3, "adamw": 2e-3, "rmsprop": 1e-3}
 
 
 @OPTIMIZERS.register("sgd")

@@ -10,10 +10,11 @@ from dlcli.console import Console
 from dlcli.workflows import evaluate, export, train
 
 console = Console(quiet=True)
-run = train.run(TrainConfig(model="cnn", data="mnist-sample", epochs=3), Path("runs/api"), console)
-print("trained:", run["artifact"], "test accuracy", run["metrics"]["accuracy"])
+config = train.TrainRunConfig(TrainConfig(model="cnn", data="mnist-sample", epochs=3), out_dir=Path("runs/api"))
+run = train.run(config, console)
+print("trained:", run.artifact, "test accuracy", run.metrics["accuracy"])
 
-onnx = export.run(Path(run["artifact"]), out=Path("runs/api/model.onnx"), force=True, console=console)
+onnx = export.run(Path(run.artifact), out=Path("runs/api/model.onnx"), force=True, console=console)
 print("exported:", onnx["artifact"], "max |onnx - torch|", onnx["metrics"]["max_abs_diff"])
 
-print("onnx accuracy:", evaluate.run(Path(onnx["artifact"]), None, None, "auto", console)["metrics"]["accuracy"])
+print("onnx accuracy:", evaluate.run(evaluate.EvalConfig(Path(onnx["artifact"])), console).metrics["accuracy"])

@@ -28,14 +28,14 @@ def base_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from dlcli.config import TrainConfig
     from dlcli.console import Console
     from dlcli.runs import prepare_out_dir
-    from dlcli.workflows.train import run
+    from dlcli.workflows.train import TrainRunConfig, run
 
     root = tmp_path_factory.mktemp("prune-base")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DLCLI_RUNS_DIR", str(root / "runs"))
         cfg = TrainConfig(data="mnist-sample", epochs=1, train_samples=600, device="cpu")
         out_dir = prepare_out_dir(root / "run", "train", None, False)
-        return Path(run(cfg, out_dir, Console(quiet=True))["artifact"])
+        return Path(run(TrainRunConfig(cfg, out_dir), Console(quiet=True)).artifact)
 
 
 def prune(cli, checkpoint: Path, *args: str):
@@ -279,6 +279,7 @@ def test_an_amount_that_rounds_to_nothing_is_refused() -> None:
 
 def test_a_pruned_model_that_is_not_faster_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
     from dlcli.console import Console
+    from dlcli.workflows.prune_measure import ModelStats
     from dlcli.workflows.prune_report import report
 
     spec = PruneSpec("channel", 0.3)
@@ -287,10 +288,10 @@ def test_a_pruned_model_that_is_not_faster_is_reported(capsys: pytest.CaptureFix
                "params_before": 72, "params_ratio": 0.7, "nonzero_params": 50, "nonzero_params_before": 72,
                "macs": 1, "macs_before": 2, "size_bytes": 1, "size_bytes_before": 2,
                "latency_ms_b32": 0.6, "latency_ms_b32_before": 0.5, "latency_ms_b1": 0.01, "latency_ms_b1_before": 0.02}
-    report(spec, {"layers": layers}, {"layers": layers}, metrics, Console(quiet=False))
+    stats = ModelStats(macs=1, params=72, nonzero_params=72, layers=layers)
+    report(spec, stats, stats, metrics, Console(quiet=False))
     err = capsys.readouterr().err
     assert "not faster than the original on onnxruntime at batch 32 (0.600 vs 0.500 ms)" in err
     assert "batch 1 " not in err.split("not faster")[1] and "fixed per-operator costs" in err
-    report(PruneSpec("channel", 0.3, round_to=1), {"layers": layers}, {"layers": layers}, metrics,
-           Console(quiet=False))
+    report(PruneSpec("channel", 0.3, round_to=1), stats, stats, metrics, Console(quiet=False))
     assert "try --round-to 4 or 8" in capsys.readouterr().err

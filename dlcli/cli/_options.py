@@ -9,22 +9,21 @@ is built, and `dlcli --help` must not import torch.
 
 import functools
 import inspect
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
+from dlcli import choices
+from dlcli.config import TrainConfig, field_help, flag_name, shown_default
 from dlcli.errors import UsageError
 
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-    mps = "mps"
+Device = Enum("Device", {name: name for name in choices.DEVICES}, type=str)  # type: ignore[misc]
+"""--device's choices: the names dlcli.device resolves."""
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout, nothing else there.")]
@@ -73,54 +72,37 @@ def parse_model_args(items: list[str] | None) -> dict[str, Any] | None:
     return parsed
 
 
-def _opt(name: str, annotation: Any, *decls: str, help: str, **kw: Any) -> inspect.Parameter:
-    option = typer.Option(*decls, help=help, rich_help_panel="Training", **kw)
-    return inspect.Parameter(
-        name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[annotation, option]
-    )
+# The training flags, in --help order: each takes its help text, shown default and choices from
+# TrainConfig's field declaration (dlcli.config.option) and the registries' names (dlcli.choices).
+TRAINING_FIELDS = (
+    "epochs", "batch_size", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "l1", "dropout", "loss",
+    "label_smoothing", "scheduler", "warmup_epochs", "step_size", "gamma", "augment", "patience", "val_split",
+    "train_samples", "seed", "precision", "channels_last", "save_every", "skip_nonfinite", "sync_bn",
+    "tensorboard", "stream", "workers",
+)
+SHORT_FLAGS = {"epochs": "-e", "batch_size": "-b"}
+FLAG_DECLS = {"skip_nonfinite": "--skip-nonfinite/--stop-nonfinite"}
+CHOICES = {"optimizer": choices.OPTIMIZERS, "loss": choices.LOSSES, "scheduler": choices.SCHEDULERS,
+           "precision": choices.PRECISIONS}
 
 
-TRAINING_OPTIONS = [
-    _opt("epochs", int | None, "--epochs", "-e", help="Epochs (default: the dataset's recommended number, "
-         "more on small data so that a run takes at least 300 optimizer steps)."),
-    _opt("batch_size", int | None, "--batch-size", "-b", help="Batch size.", show_default="128"),
-    _opt("optimizer", str | None, "--optimizer", help="sgd, adam, adamw or rmsprop.", show_default="sgd"),
-    _opt("lr", float | None, "--lr", help="Peak learning rate (default per optimizer: sgd 0.2, adam(w) 2e-3)."),
-    _opt("momentum", float | None, "--momentum", help="SGD/RMSprop momentum, in [0, 1) (onecycle: its peak).",
-         show_default="0.9"),
-    _opt("nesterov", bool | None, "--nesterov/--no-nesterov", help="Nesterov momentum (sgd).",
-         show_default="on"),
-    _opt("weight_decay", float | None, "--weight-decay", help="L2 regularization.", show_default="5e-4"),
-    _opt("l1", float | None, "--l1", help="L1 penalty on weights.", show_default="0"),
-    _opt("dropout", float | None, "--dropout", help="Dropout rate (a model argument)."),
-    _opt("loss", str | None, "--loss", help="cross-entropy or mse.", show_default="cross-entropy"),
-    _opt("label_smoothing", float | None, "--label-smoothing", help="Label smoothing.", show_default="0.1"),
-    _opt("scheduler", str | None, "--scheduler", help="none, step, cosine or onecycle.",
-         show_default="onecycle"),
-    _opt("warmup_epochs", float | None, "--warmup-epochs", help="Linear warmup (onecycle: peak position)."),
-    _opt("step_size", int | None, "--step-size", help="step scheduler: epochs per decay.", show_default="1"),
-    _opt("gamma", float | None, "--gamma", help="step scheduler: decay factor.", show_default="0.5"),
-    _opt("augment", list[str] | None, "--augment", help="flip,rotate,crop (comma list or repeated)."),
-    _opt("patience", int | None, "--patience", help="Early stopping after N epochs without improvement."),
-    _opt("val_split", float | None, "--val-split", help="Validation fraction of train.", show_default="0.1"),
-    _opt("train_samples", int | None, "--train-samples", help="Train on a balanced subset of N samples."),
-    _opt("seed", int | None, "--seed", help="Random seed.", show_default="0"),
-    _opt("precision", str | None, "--precision", help="fp32, bf16 or fp16 autocast.", show_default="fp32"),
-    _opt("channels_last", bool | None, "--channels-last/--no-channels-last",
-         help="Channels-last memory format.", show_default="auto"),
-    _opt("save_every", int | None, "--save-every",
-         help="Also save a resumable last.pt every N steps (always at each epoch end)."),
-    _opt("skip_nonfinite", bool | None, "--skip-nonfinite/--stop-nonfinite",
-         help="Skip and count batches with a NaN/inf loss instead of stopping.", show_default="stop"),
-    _opt("sync_bn", bool | None, "--sync-bn/--no-sync-bn",
-         help="Distributed runs: synchronise BatchNorm statistics across processes.", show_default="off"),
-    _opt("tensorboard", bool | None, "--tensorboard/--no-tensorboard",
-         help="TensorBoard event files in RUN/tensorboard (needs dlcli[tensorboard]).", show_default="off"),
-    _opt("stream", bool | None, "--stream/--no-stream",
-         help="Decode a folder dataset from disk batch by batch (default: folders over 256 MiB decoded)."),
-    _opt("workers", int | None, "--workers", help="Processes decoding streamed data (0: main process).",
-         show_default="cores beyond 2, at most 2"),
-]
+def training_option(name: str) -> inspect.Parameter:
+    """The `--flag` of TrainConfig field `name`: None by default (so a config file can fill it), its
+    type the field's (a Literal of the registry's names where there are choices)."""
+    hint = typing.get_type_hints(TrainConfig)[name]
+    flag = flag_name(name)
+    if name in CHOICES:
+        hint = Literal[CHOICES[name]]  # type: ignore[valid-type]
+    elif hint is bool or hint == bool | None:
+        hint, flag = bool, FLAG_DECLS.get(name, f"{flag}/--no-{flag[2:]}")
+    decls = [flag, *([SHORT_FLAGS[name]] if name in SHORT_FLAGS else [])]
+    option = typer.Option(*decls, help=field_help(TrainConfig, name), show_default=shown_default(TrainConfig, name)
+                          or False, rich_help_panel="Training")
+    annotation = Annotated[hint | None, option]  # type: ignore[operator]
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+
+
+TRAINING_OPTIONS = [training_option(name) for name in TRAINING_FIELDS]
 
 ResumeOpt = Annotated[str | None, typer.Option(
     "--resume", help="Continue a run from its last.pt: a path, a run folder, or auto (--out's, else the newest "
@@ -160,45 +142,42 @@ class TrainingInvocation:
     resume: str | None = None
     nproc_per_node: int | None = None
 
-    def run_setup(self, command: str, out: Path | None, name: str | None, **more: Any) -> tuple[Any, Path] | None:
-        """The resolved config and run folder of a training command, or None when there is nothing left
-        to do here (--print-config printed it; --nproc-per-node ran the command under torchrun).
-
-        With --resume the config is the one saved in the checkpoint, changed only by what the user gave
-        again (see dlcli.resume), and the run folder is the checkpoint's own unless --out says otherwise.
-        In a distributed run, rank 0 makes the run folder and every rank writes into it.
-        """
-        from dlcli.cli.common import launch_distributed, resumed_train_config, show_config
-        from dlcli.distributed import current, setup, shared_run_dir
-        from dlcli.runs import prepare_out_dir, remove_stale_temporaries
+    def train_config(self, command: str, out: Path | None = None, command_defaults: dict[str, Any] | None = None,
+                     **more: Any) -> Any:
+        """The command's TrainConfig: defaults < the command's defaults < --config file < flags (`more`
+        are the command's own); with --resume, the one saved in the checkpoint, changed only by what the
+        user gave again (see dlcli.resume). None when --nproc-per-node handed the command line to
+        torchrun (this process has nothing left to do)."""
+        from dlcli.cli.common import launch_distributed, resolve_train_config, resumed_train_config
 
         if self.nproc_per_node is not None:
             launch_distributed(self.nproc_per_node, ARGV)
             return None
+        flags = {**self.flags, **more}
         if self.resume:
-            cfg, checkpoint = resumed_train_config(self.resume, command, out, self.config, {**self.flags, **more})
-        else:
-            cfg = self.train_config(**more)
-        if cfg is None:
-            return None
-        if self.print_config:
-            show_config(cfg, self.json_output)
-            return None
+            return resumed_train_config(self.resume, command, out, self.config, flags)
+        return resolve_train_config(self.config, flags, command_defaults)
+
+    def run_folder(self, command: str, out: Path | None, name: str | None, cfg: Any) -> Path:
+        """The run folder, made here: --out (refused when it holds files dlcli did not write, unless
+        --force), else a fresh runs/<command>/expN; with --resume the checkpoint's own folder unless
+        --out says otherwise. In a distributed run rank 0 makes it and every rank writes into it."""
+        from dlcli.distributed import current, setup, shared_run_dir
+        from dlcli.runs import prepare_out_dir, remove_stale_temporaries
+
         setup(cfg.device)
-        if self.resume:
-            folder = Path(out) if out is not None else checkpoint.parent
+        if cfg.resume:
+            folder = Path(out) if out is not None else Path(cfg.resume).parent
             if current().is_main:
                 remove_stale_temporaries(folder)  # a killed save's leftovers, as for a reused --out
-            return cfg, folder
-        return cfg, shared_run_dir(lambda: prepare_out_dir(out, command, name, self.force))
+            return folder
+        return shared_run_dir(lambda: prepare_out_dir(out, command, name, self.force))
 
-    def train_config(self, command_defaults: dict[str, Any] | None = None, **more: Any) -> Any:
-        """defaults < the command's defaults < --config file < flags (`more` are the command's own);
-        None after printing it when --print-config was given."""
-        from dlcli.cli.common import resolve_train_config
+    def show(self, values: dict[str, Any]) -> None:
+        """--print-config: the resolved config on stdout (YAML, or one JSON object with --json)."""
+        from dlcli.cli.common import show_config
 
-        return resolve_train_config(self.config, {**self.flags, **more}, self.print_config, command_defaults,
-                                    self.json_output)
+        show_config(values, self.json_output)
 
     def console(self) -> Any:
         """stderr for humans; in a distributed run only rank 0 talks (warnings still come from all)."""
@@ -207,13 +186,14 @@ class TrainingInvocation:
 
         return make_console(self.quiet or not current().is_main)
 
-    def emit(self, result: dict[str, Any]) -> None:
-        """The result on stdout, once per run: rank 0's alone in a distributed run."""
+    def emit(self, result: Any) -> None:
+        """The result (a workflow's CommandResult) on stdout, once per run: rank 0's alone in a
+        distributed run."""
         from dlcli.cli.common import emit
         from dlcli.distributed import current
 
         if current().is_main:
-            emit(result, self.json_output)
+            emit(result.to_json(), self.json_output)
 
 
 def with_training_options(func: Callable[..., Any]) -> Callable[..., Any]:

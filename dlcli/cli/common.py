@@ -19,33 +19,27 @@ def emit(result: dict[str, Any], json_output: bool) -> None:
 
 
 def resolve_train_config(
-    config: Path | None, flags: dict[str, Any], print_config: bool, command_defaults: dict[str, Any] | None = None,
-    json_output: bool = False,
-) -> TrainConfig | None:
-    """defaults < the command's own defaults < --config file < flags; with --print-config, print the
-    result (YAML, or one JSON object with --json) and return None."""
+    config: Path | None, flags: dict[str, Any], command_defaults: dict[str, Any] | None = None,
+) -> TrainConfig:
+    """defaults < the command's own defaults < --config file < flags, validated."""
     file_values = {**(command_defaults or {}), **(read_config_file(config) if config else {})}
-    cfg = merge(TrainConfig, file_values, flags).validate()
-    if print_config:
-        show_config(cfg, json_output)
-        return None
-    return cfg
+    return merge(TrainConfig, file_values, flags).validate()
 
 
-def show_config(cfg: TrainConfig, json_output: bool) -> None:
-    """The resolved config on stdout: YAML, or one JSON object with --json."""
+def show_config(values: dict[str, Any], json_output: bool) -> None:
+    """A resolved config on stdout: YAML, or one JSON object with --json."""
     import json
 
     from dlcli.console import write_stdout
 
-    write_stdout(json.dumps(cfg.to_dict()) + "\n" if json_output else dump_yaml(cfg.to_dict()))
+    write_stdout(json.dumps(values, default=str) + "\n" if json_output else dump_yaml(values))
 
 
 def resumed_train_config(
     spec: str, command: str, out: Path | None, config: Path | None, flags: dict[str, Any]
-) -> tuple[TrainConfig, Path]:
+) -> TrainConfig:
     """The config saved in the checkpoint --resume names, with what was given again applied (see
-    dlcli.resume for what may change); returns it with the checkpoint's path."""
+    dlcli.resume for what may change); its `resume` is the checkpoint's path."""
     from dlcli.checkpoint import load_checkpoint
     from dlcli.resume import check_resumable, find_checkpoint, resumed_config
 
@@ -56,7 +50,7 @@ def resumed_train_config(
     values["resume"] = str(path)
     cfg = merge(TrainConfig, values, {}).validate()
     check_resumable(ckpt.training_state, path, cfg.epochs or 0)  # before any data is loaded
-    return cfg, path
+    return cfg
 
 
 def launch_distributed(nproc: int, argv: list[str]) -> None:
@@ -85,3 +79,9 @@ def strip_option(argv: list[str], name: str) -> list[str]:
         elif not arg.startswith(f"{name}="):
             kept.append(arg)
     return kept
+
+
+def remove_if_unused(folder: Path | None, used: str | None) -> None:
+    """Remove a run folder made for a step that did not happen (prune without data: no recovery)."""
+    if folder is not None and used is None and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()

@@ -1,5 +1,6 @@
 """`dlcli distill`."""
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -36,17 +37,16 @@ def distill(
       dlcli distill --teacher runs/train/exp/best.pt --student cnn -a width=0.5 --baseline
       dlcli distill -t resnet.pt -s mlp -a hidden=[64] --data mnist --epochs 5 -T 4 --alpha 0.9
     """
-    from dlcli.workflows.distill import DistillOptions, run
-
-    options = DistillOptions(  # validates, before the run folder is made
-        teacher=teacher, student=student, student_args=parse_model_args(student_arg) or {}, temperature=temperature,
-        alpha=alpha, cache_teacher=cache_teacher, baseline=baseline, feature_loss=feature_loss,
-    )
-    setup = given.run_setup("distill", out, name)
-    if setup is None:
+    train = given.train_config("distill", out)
+    if train is None:
         return
-    cfg, out_dir = setup
-    baseline_dir = out_dir / "baseline" if baseline else None
-    if baseline_dir is not None:
-        baseline_dir.mkdir(exist_ok=True)
-    given.emit(run(cfg, options, out_dir, baseline_dir, given.console()))
+    from dlcli.workflows.distill import DistillConfig, describe, run
+
+    config = DistillConfig(  # validates, before the run folder is made
+        teacher=teacher, student=student, student_args=parse_model_args(student_arg) or {}, train=train,
+        temperature=temperature, alpha=alpha, feature_loss=feature_loss, cache_teacher=cache_teacher,
+        baseline=baseline,
+    )
+    if given.print_config:
+        return given.show(describe(config))
+    given.emit(run(replace(config, out_dir=given.run_folder("distill", out, name, train)), given.console()))

@@ -33,9 +33,8 @@ def eval_command(
       dlcli eval model.int8.onnx --plot confusion.png
     """
     from dlcli.runs import latest_checkpoint
-    from dlcli.workflows.evaluate import run
+    from dlcli.workflows.evaluate import EvalConfig, run
 
-    console = make_console(quiet)
-    path = artifact or latest_checkpoint()
-    emit(run(path, data, str(data_dir) if data_dir else None, device.value if device else "auto", console,
-             plot, force, threads), json_output)
+    config = EvalConfig(artifact or latest_checkpoint(), data, str(data_dir) if data_dir else None,
+                        device.value if device else "auto", plot, force, threads)
+    emit(run(config, make_console(quiet)).to_json(), json_output)

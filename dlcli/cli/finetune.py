@@ -1,10 +1,12 @@
 """`dlcli finetune`."""
 
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
+from dlcli.choices import FREEZE_MODES
 from dlcli.cli._options import TrainingInvocation, with_training_options
 
 
@@ -12,8 +14,8 @@ from dlcli.cli._options import TrainingInvocation, with_training_options
 def finetune(
     checkpoint: Annotated[Path | None, typer.Argument(
         help="Trained checkpoint to adapt; default: the latest run's best checkpoint.")] = None,
-    freeze: Annotated[str, typer.Option(
-        "--freeze", help="none | backbone (train head + BatchNorm stats) | all-but-head (head only).")] = "none",
+    freeze: Annotated[Literal[FREEZE_MODES], typer.Option(  # type: ignore[valid-type]
+        "--freeze", help="none, backbone (train head + BatchNorm stats) or all-but-head (head only).")] = "none",
     unfreeze_after: Annotated[int | None, typer.Option(
         "--unfreeze-after", help="Unfreeze everything after N epochs.")] = None,
     head_lr: Annotated[float | None, typer.Option(
@@ -33,12 +35,13 @@ def finetune(
       dlcli finetune best.pt --data fashion-mnist --freeze all-but-head --unfreeze-after 2 --head-lr 0.1
     """
     from dlcli.runs import latest_checkpoint
-    from dlcli.workflows.finetune import FinetuneOptions, run
 
-    options = FinetuneOptions(freeze=freeze, unfreeze_after=unfreeze_after, head_lr=head_lr)  # validates
-    parent = checkpoint or latest_checkpoint()
-    setup = given.run_setup("finetune", out, name)
-    if setup is None:
+    train = given.train_config("finetune", out)
+    if train is None:
         return
-    cfg, out_dir = setup
-    given.emit(run(parent, cfg, options, out_dir, given.console()))
+    from dlcli.workflows.finetune import FinetuneConfig, describe, run
+
+    config = FinetuneConfig(checkpoint or latest_checkpoint(), train, freeze, unfreeze_after, head_lr)  # validates
+    if given.print_config:
+        return given.show(describe(config))
+    given.emit(run(replace(config, out_dir=given.run_folder("finetune", out, name, train)), given.console()))

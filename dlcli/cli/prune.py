@@ -1,24 +1,15 @@
 """`dlcli prune`."""
 
-from enum import Enum
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
+from dlcli.choices import PRUNE_METHODS, RECOVER_MODES
 from dlcli.cli._options import TrainingInvocation, with_training_options
+from dlcli.cli.common import remove_if_unused
 from dlcli.errors import UsageError
-
-
-class Method(str, Enum):
-    l1_unstructured = "l1-unstructured"
-    global_unstructured = "global-unstructured"
-    channel = "channel"
-
-
-class Recover(str, Enum):
-    labels = "labels"
-    kd = "kd"
 
 
 @with_training_options
@@ -28,7 +19,7 @@ def prune(
     amount: Annotated[float, typer.Option(
         "--amount", help="Fraction to remove, in (0, 1): of weights (unstructured) or of each layer's channels "
                          "(channel).")] = ...,  # type: ignore[assignment]
-    method: Annotated[Method, typer.Option(
+    method: Annotated[Literal[PRUNE_METHODS], typer.Option(  # type: ignore[valid-type]
         "--method", help="l1-unstructured (per layer), global-unstructured (one threshold) or channel "
                          "(removes filters/neurons: a smaller, faster dense model).")] = ...,  # type: ignore[assignment]
     steps: Annotated[int, typer.Option(
@@ -43,8 +34,8 @@ def prune(
     finetune_epochs: Annotated[int | None, typer.Option(
         "--finetune-epochs", help="Recovery epochs after each round (0: none). Default 1 when the data can "
                                   "be loaded. --epochs is the same option.")] = None,
-    recover: Annotated[Recover, typer.Option(
-        "--recover", help="labels: train on the labels; kd: distil from the unpruned model.")] = Recover.labels,
+    recover: Annotated[Literal[RECOVER_MODES], typer.Option(  # type: ignore[valid-type]
+        "--recover", help="labels: train on the labels; kd: distil from the unpruned model.")] = "labels",
     out: Annotated[Path | None, typer.Option(
         "--out", "-o", help="Output checkpoint (default: next to the input, pruned-<method>-<amount>.pt).")] = None,
     latency: Annotated[bool, typer.Option(
@@ -72,26 +63,27 @@ def prune(
         if finetune_epochs is not None and finetune_epochs != alias:
             raise UsageError("give either --finetune-epochs or --epochs, not both.")
         finetune_epochs = alias
-    from dlcli.workflows.prune import RECOVERY_BATCH_SIZE, PruneOptions, run
-
     if given.resume:
         raise UsageError("prune does not resume (a round is short): run it again; --resume is for train, "
                          "finetune and distill.")
-    if given.nproc_per_node is not None:
-        from dlcli.cli._options import ARGV
-        from dlcli.cli.common import launch_distributed
+    from dlcli.workflows.prune import RECOVERY_BATCH_SIZE, PruneConfig, describe, run
 
-        launch_distributed(given.nproc_per_node, ARGV)
+    train = given.train_config("prune", command_defaults={"batch_size": RECOVERY_BATCH_SIZE})
+    if train is None:
         return
-    cfg = given.train_config({"batch_size": RECOVERY_BATCH_SIZE})
-    if cfg is None:
-        return
-    from dlcli.distributed import setup
-
-    setup(cfg.device)
     from dlcli.compress.pruning import PruneSpec
     from dlcli.runs import latest_checkpoint
 
-    spec = PruneSpec(method.value, amount, steps, round_to, list(ignore or []))
-    options = PruneOptions(spec, finetune_epochs, recover.value, out, given.force, latency, threads=cfg.threads)
-    given.emit(run(checkpoint or latest_checkpoint(), options, cfg, given.console()))
+    spec = PruneSpec(method, amount, steps, round_to, list(ignore or []))
+    config = PruneConfig(checkpoint or latest_checkpoint(), spec, train, finetune_epochs, recover, out,
+                         force=given.force, latency=latency)  # validates, before any folder is made
+    if given.print_config:
+        return given.show(describe(config))
+    from dlcli.distributed import setup
+
+    setup(train.device)
+    # The recovery runs' folder; left empty (and removed) when the data turns out to be unavailable.
+    run_dir = given.run_folder("prune", None, None, train) if finetune_epochs != 0 else None
+    result = run(replace(config, run_dir=run_dir), given.console())
+    remove_if_unused(run_dir, result.run_dir)
+    given.emit(result)

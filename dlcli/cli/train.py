@@ -27,10 +27,11 @@ def train(
       dlcli train --model cnn --data mnist
       dlcli train -m resnet -a depth=8 --data fashion-mnist --epochs 10 --augment crop
     """
-    setup = given.run_setup("train", out, name, model=model, model_args=parse_model_args(model_arg))
-    if setup is None:
+    cfg = given.train_config("train", out, model=model, model_args=parse_model_args(model_arg))
+    if cfg is None:
         return
-    from dlcli.workflows.train import run
+    from dlcli.workflows.train import TrainRunConfig, describe, run
 
-    cfg, out_dir = setup
-    given.emit(run(cfg, out_dir, given.console()))
+    if given.print_config:
+        return given.show(describe(cfg))
+    given.emit(run(TrainRunConfig(cfg, given.run_folder("train", out, name, cfg)), given.console()))

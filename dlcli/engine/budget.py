@@ -40,3 +40,11 @@ def default_epochs(dataset_epochs: int, train_samples: int, batch_size: int) -> 
 def selects_by_validation(val_samples: int) -> bool:
     """Whether a validation split of this size may pick the best epoch (else the last epoch is kept)."""
     return val_samples >= MIN_SELECTION_SAMPLES
+
+
+def training_samples(total: int, val_split: float, train_samples: int | None) -> int:
+    """How many samples a run trains on: `total` less the validation fraction (rounded as
+    dlcli.data.tensors.carve_validation rounds it), capped at --train-samples. Lets the epoch budget be
+    worked out from a catalog's sizes, without loading the data."""
+    remaining = total - int(round(total * val_split))
+    return remaining if train_samples is None else min(train_samples, remaining)

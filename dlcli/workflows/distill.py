@@ -12,45 +12,72 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from dlcli.checkpoint import lineage_entry, load_checkpoint
 from dlcli.config import TrainConfig, flag_name
-from dlcli.console import Console, result
+from dlcli.console import Console
 from dlcli.data.dataset import Dataset
 from dlcli.data.tensors import TensorSplit
-from dlcli.device import describe_device, resolve_device, seed_everything
+from dlcli.device import seed_everything
+from dlcli.distributed import current as current_dist
 from dlcli.engine import ClassificationTask, DistillationTask, evaluate, predict
 from dlcli.engine.tasks import FeatureDistillationTask
 from dlcli.errors import UsageError
 from dlcli.losses import make_loss
-from dlcli.models import MODELS, count_parameters, create_model, model_args
-from dlcli.threads import use_threads
+from dlcli.models import MODELS, create_model, model_args
 from dlcli.validation import check, validate_fields
-from dlcli.workflows.preparation import eval_batches, prepare_data, use_channels_last
+from dlcli.workflows.distill_report import Compared, summarize
+from dlcli.workflows.preparation import PreparedData, eval_batches, prepare_data
+from dlcli.workflows.resolve import preview, start_run, with_data, with_defaults
+from dlcli.workflows.result import CommandResult, omitted_when_none
 from dlcli.workflows.train import resolved_model_args
-from dlcli.workflows.training import TrainingJob, train_and_save
+from dlcli.workflows.training import TrainedRun, TrainingJob, train_and_save
 
 
-@dataclass
-class DistillOptions:
+@dataclass(frozen=True)
+class DistillConfig:
+    """Distilling a teacher checkpoint into a student: both, the loss's settings, the training run's
+    config and where the run goes."""
+
     teacher: Path
-    student: str
-    student_args: dict[str, Any]
+    """The teacher checkpoint; its classes must be the data's (default data: its dataset)."""
+    student: str = "cnn"
+    """A registered model name (sized with `student_args`) or a student checkpoint to continue from."""
+    student_args: dict[str, Any] = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
     temperature: float = field(default=4.0, metadata=check(gt=0))
     alpha: float = field(default=0.9, metadata=check(ge=0, le=1))
-    cache_teacher: bool = True
-    baseline: bool = False
+    """Weight of the soft (teacher) term; 1 - alpha on the labels."""
     feature_loss: float = field(default=0.0, metadata=check(ge=0))
+    """Weight of an MSE hint on the features before the head (needs equal widths)."""
+    cache_teacher: bool = True
+    """Compute the teacher's logits once (only without augmentation and feature loss)."""
+    baseline: bool = False
+    """Also train the same student alone with the same budget, into OUT_DIR/baseline."""
+    out_dir: Path | None = None
+    """The run folder, made by the caller; None: a fresh runs/distill/expN."""
 
     def __post_init__(self) -> None:
         """Checked when built, before the command makes its run folder."""
         validate_fields(self, flag_name)
         if self.student in MODELS:
             model_args(self.student, self.student_args)
+
+
+@dataclass
+class DistillResult(CommandResult):
+    """`dlcli distill --json`: command, artifact (the student's best.pt), metrics (the student's
+    training metrics, teacher_accuracy, teacher_params, student_params, param_ratio, latency_ratio and,
+    with a baseline, baseline_accuracy), device, seconds, run_dir, and baseline_artifact with a
+    baseline."""
+
+    command: ClassVar[str] = "distill"
+    run_dir: str = ""
+    baseline_artifact: str | None = omitted_when_none()
 
 
 def check_teacher(teacher_classes: list[str], teacher_shape: list[int], dataset: Dataset, path: Path) -> None:
@@ -64,7 +91,7 @@ def check_teacher(teacher_classes: list[str], teacher_shape: list[int], dataset:
 
 
 def build_student(
-    opts: DistillOptions, cfg: TrainConfig, dataset: Dataset
+    opts: DistillConfig, cfg: TrainConfig, dataset: Dataset
 ) -> tuple[nn.Module, str, dict[str, Any], list[dict[str, Any]]]:
     """A fresh registered model, or a trained student checkpoint to continue from; with the student's
     lineage (a pruned student's shapes are rebuilt only because its history says it was pruned)."""
@@ -92,7 +119,7 @@ def feature_width(model: nn.Module) -> int:
     return dict(model.named_modules())[head_name(model)].in_features
 
 
-def make_task(cfg: TrainConfig, opts: DistillOptions, teacher: nn.Module, student: nn.Module) -> DistillationTask:
+def make_task(cfg: TrainConfig, opts: DistillConfig, teacher: nn.Module, student: nn.Module) -> DistillationTask:
     loss = make_loss(cfg.loss, cfg.label_smoothing)
     if not opts.feature_loss:
         return DistillationTask(loss, teacher, opts.temperature, opts.alpha, cfg.l1)
@@ -111,98 +138,75 @@ def teacher_metrics(teacher: nn.Module, data, channels_last: bool) -> dict[str, 
     return evaluate(teacher, eval_batches(data.test, channels_last), make_loss("cross-entropy"))
 
 
-def run(cfg: TrainConfig, opts: DistillOptions, out_dir: Path, baseline_dir: Path | None,
-        console: Console) -> dict[str, Any]:
+def student_identity(config: DistillConfig) -> tuple[str, dict[str, Any]]:
+    """The student's model name and arguments, as its run's config records them."""
+    if config.student in MODELS:
+        return config.student, dict(config.student_args)
+    student = load_checkpoint(Path(config.student))
+    return student.model_name, student.model_args
+
+
+def run_config(config: DistillConfig, teacher_dataset: str) -> TrainConfig:
+    """The training config with the student as its model and the teacher's dataset by default."""
+    name, args = student_identity(config)
+    return with_defaults(replace(config.train, model=name, model_args=args), teacher_dataset)
+
+
+def describe(config: DistillConfig) -> dict[str, Any]:
+    """What `distill --print-config` prints: the student's run config as resolved, then the teacher
+    and the distillation settings."""
+    train = preview(run_config(config, load_checkpoint(config.teacher).dataset), "")
+    return {**train.to_dict(), "teacher": str(config.teacher), "student": config.student,
+            "student_args": config.student_args, "temperature": config.temperature, "alpha": config.alpha,
+            "feature_loss": config.feature_loss, "cache_teacher": config.cache_teacher, "baseline": config.baseline}
+
+
+def run(config: DistillConfig, console: Console) -> DistillResult:
+    from dlcli.runs import prepare_out_dir
+
     start = time.perf_counter()
-    teacher_ckpt = load_checkpoint(opts.teacher)
-    cfg.data = cfg.data or teacher_ckpt.dataset
-    cfg.validate()
-    device = resolve_device(cfg.device)
-    cfg.threads = use_threads(cfg.threads)  # recorded: results differ in the last bits by thread count
-    console.info(f"device: {describe_device(device)}")
-    generator = seed_everything(cfg.seed)
+    teacher_ckpt = load_checkpoint(config.teacher)
+    cfg, device, generator = start_run(run_config(config, teacher_ckpt.dataset), console)
     data = prepare_data(cfg, device, generator, console)
-    check_teacher(teacher_ckpt.classes, teacher_ckpt.input_shape, data.dataset, opts.teacher)
-    channels_last = use_channels_last(cfg, device, data.dataset)  # the student's rule: --no-channels-last holds
+    check_teacher(teacher_ckpt.classes, teacher_ckpt.input_shape, data.dataset, config.teacher)
+    cfg = with_data(cfg, device, len(data.dataset.train), data.dataset.input_shape, console)
     teacher = teacher_ckpt.build_model().to(device).eval()
-    if channels_last:
+    if cfg.channels_last:  # the student's rule: --no-channels-last holds for the teacher too
         teacher = teacher.to(memory_format=torch.channels_last)
-    teacher_test = teacher_metrics(teacher, data, channels_last)
-    student, student_name, student_args, history = build_student(opts, cfg, data.dataset)
+    teacher_test = teacher_metrics(teacher, data, cfg.channels_last)
+    student, student_name, student_args, history = build_student(config, cfg, data.dataset)
     student = student.to(device)
-    if opts.cache_teacher and not cfg.augment and not opts.feature_loss:
+    if config.cache_teacher and not cfg.augment and not config.feature_loss:
         console.info("caching teacher logits for the training split (no augmentation: they never change)")
-        data.train = cache_teacher_logits(teacher, data.train, channels_last)
+        data = replace(data, train=cache_teacher_logits(teacher, data.train, cfg.channels_last))
     job = TrainingJob(
-        command="distill", model=student, model_name=student_name, model_args=student_args,
-        task=make_task(cfg, opts, teacher, student),
-        lineage=[*history, lineage_entry("distill", source=opts.teacher, dataset=cfg.data, temperature=opts.temperature,
-                               alpha=opts.alpha, teacher_model=teacher_ckpt.model_name)],
+        model=student, model_name=student_name, model_args=student_args,
+        task=make_task(cfg, config, teacher, student),
+        lineage=[*history, lineage_entry("distill", source=config.teacher, dataset=cfg.data,
+                                         temperature=config.temperature, alpha=config.alpha,
+                                         teacher_model=teacher_ckpt.model_name)],
     )
-    distilled = train_and_save(cfg, job, data, out_dir, console, device, start)
-    baseline = train_baseline(cfg, opts, data, baseline_dir, console, device) if baseline_dir else None
-    return summarize(distilled, baseline, teacher, teacher_test, student, data.dataset.input_shape, console,
-                     device, start)
+    out_dir = config.out_dir or prepare_out_dir(None, "distill", None, False)
+    distilled = train_and_save(cfg, job, data, out_dir, console, device)
+    baseline = train_baseline(cfg, config, data, out_dir / "baseline", console, device) if config.baseline else None
+    if not current_dist().is_main:  # the other ranks of a distributed run report nothing
+        return DistillResult(str(distilled.best), distilled.metrics, str(device), time.perf_counter() - start)
+    metrics = summarize(distilled, baseline, Compared(teacher, teacher_test, student, data.dataset.input_shape),
+                        console, device)
+    return DistillResult(str(distilled.best), metrics, str(device), time.perf_counter() - start,
+                         run_dir=str(out_dir), baseline_artifact=str(baseline.best) if baseline else None)
 
 
-def train_baseline(cfg: TrainConfig, opts: DistillOptions, data, out_dir: Path, console: Console,
-                   device: torch.device) -> dict[str, Any]:
+def train_baseline(cfg: TrainConfig, opts: DistillConfig, data: PreparedData, out_dir: Path, console: Console,
+                   device: torch.device) -> TrainedRun:
     """The same student, seed, data order and budget, trained without the teacher."""
     console.info("baseline: the same student trained alone with the same budget")
     seed_everything(cfg.seed)
     cfg = replace(cfg, resume=None)  # --resume continues the distilled run, not this one
-    plain = type(data)(data.dataset, replace(data.train, extras=()), data.val, data.test)  # in memory or streamed
+    plain = replace(data, train=replace(data.train, extras=()))  # in memory or streamed
     student, name, args, history = build_student(opts, cfg, data.dataset)
-    job = TrainingJob(command="train", model=student.to(device), model_name=name, model_args=args,
+    job = TrainingJob(model=student.to(device), model_name=name, model_args=args,
                       task=ClassificationTask(make_loss(cfg.loss, cfg.label_smoothing), cfg.l1),
                       lineage=[*history, lineage_entry("train", dataset=cfg.data, baseline_for="distill")],
                       remember=False)
-    return train_and_save(cfg, job, plain, out_dir, console, device, time.perf_counter())
-
-
-def pytorch_latency_ms(model: nn.Module, input_shape: list[int], device: torch.device, batch: int = 32) -> float:
-    """Median PyTorch eager latency at `batch`, through the same harness as `dlcli benchmark`."""
-    from dlcli.measure.runners import torch_runner
-    from dlcli.measure.timing import input_batches, measure
-
-    runner = torch_runner(model, device, channels_last=len(input_shape) == 3)
-    batches = [runner.prepare(b) for b in input_batches(input_shape, batch)]
-    with torch.inference_mode():
-        return measure(runner.call, batches, warmup=5, iters=50, sync=runner.sync).p50_ms
-
-
-def summarize(distilled: dict[str, Any], baseline: dict[str, Any] | None, teacher: nn.Module,
-              teacher_test: dict[str, float], student: nn.Module, input_shape: list[int], console: Console,
-              device: torch.device, start: float) -> dict[str, Any]:
-    samples = teacher_test.get("samples", 0)
-    metrics = dict(distilled["metrics"])
-    metrics.update({
-        "teacher_accuracy": teacher_test.get("accuracy"),
-        "teacher_params": count_parameters(teacher),
-        "student_params": count_parameters(student),
-        "param_ratio": count_parameters(student) / count_parameters(teacher),
-        "latency_ratio": (pytorch_latency_ms(student, input_shape, device)
-                          / pytorch_latency_ms(teacher, input_shape, device)),
-    })
-    rows = [
-        ["teacher", metrics["teacher_params"], teacher_test.get("accuracy"),
-         errors(teacher_test.get("accuracy"), samples)],
-        ["student (distilled)", metrics["student_params"], metrics.get("accuracy"),
-         errors(metrics.get("accuracy"), samples)],
-    ]
-    if baseline is not None:
-        metrics["baseline_accuracy"] = baseline["metrics"].get("accuracy")
-        rows.append(["student (alone)", metrics["student_params"], metrics["baseline_accuracy"],
-                     errors(metrics["baseline_accuracy"], samples)])
-    console.table("distillation (test split)", ["model", "params", "accuracy", "test errors"], rows)
-    console.info(f"student/teacher: {metrics['param_ratio']:.1%} of the parameters, "
-                 f"{metrics['latency_ratio']:.2f}x the latency (PyTorch, batch 32)")
-    out = result("distill", distilled["artifact"], metrics, str(device), time.perf_counter() - start,
-                 run_dir=distilled["run_dir"])
-    if baseline is not None:
-        out["baseline_artifact"] = baseline["artifact"]
-    return out
-
-
-def errors(accuracy: float | None, samples: int) -> int | None:
-    return None if accuracy is None or not samples else round((1 - accuracy) * samples)
+    return train_and_save(cfg, job, plain, out_dir, console, device)

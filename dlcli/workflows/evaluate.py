@@ -4,13 +4,14 @@ test split. Every artifact kind yields the same metrics object so they compare o
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from dlcli.checkpoint import load_checkpoint
-from dlcli.console import Console, result
+from dlcli.console import Console
 from dlcli.data.dataset import Dataset
 from dlcli.data.streaming import StreamSplit, to_device_split
 from dlcli.data.tensors import TensorSplit
@@ -20,6 +21,7 @@ from dlcli.errors import UsageError
 from dlcli.losses import make_loss
 from dlcli.threads import use_threads
 from dlcli.workflows.preparation import eval_batches, load_data
+from dlcli.workflows.result import CommandResult, omitted_when_none
 
 
 def check_compatible(dataset: Dataset, input_shape: list[int], classes: list[str], artifact: Path) -> None:
@@ -44,23 +46,53 @@ def evaluation_split(dataset: Dataset, device: torch.device, console: Console) -
 
 
 
-def run(
-    artifact: Path, data: str | None, data_dir: str | None, device_name: str, console: Console,
-    plot: Path | None = None, force: bool = False, threads: int | None = None,
-) -> dict[str, Any]:
-    """Metrics of `artifact` on the evaluation split, per class too; `plot` draws the confusion matrix.
-    `threads`: PyTorch's and onnxruntime's CPU threads (see dlcli.threads)."""
+@dataclass(frozen=True)
+class EvalConfig:
+    """Evaluating a checkpoint (or, with the export extra, an ONNX file) on a dataset's test split."""
+
+    artifact: Path
+    data: str | None = None
+    """Dataset spec; None: the one the artifact records."""
+    data_dir: str | None = None
+    device: str = "auto"
+    plot: Path | None = None
+    """Also draw the confusion matrix into this PNG file."""
+    force: bool = False
+    """Overwrite a --plot file dlcli did not write."""
+    threads: int | None = None
+    """PyTorch's and onnxruntime's CPU threads (see dlcli.threads); None: the free cores."""
+
+
+@dataclass
+class EvalResult(CommandResult):
+    """`dlcli eval --json`: command, artifact (the --plot PNG, or null), metrics (loss, accuracy,
+    samples, macro precision/recall/F1), device, seconds, checkpoint (what was evaluated), data,
+    runtime (ONNX files only), per_class, confusion_matrix, and plot when drawn."""
+
+    command: ClassVar[str] = "eval"
+    checkpoint: str = ""
+    data: str = ""
+    runtime: str | None = omitted_when_none()
+    per_class: list[dict[str, Any]] = field(default_factory=list)
+    confusion_matrix: list[list[int]] = field(default_factory=list)
+    plot: str | None = omitted_when_none()
+
+
+def run(config: EvalConfig, console: Console) -> EvalResult:
+    """Metrics of the artifact on the evaluation split, per class too; --plot draws the confusion matrix."""
     start = time.perf_counter()
-    threads = use_threads(threads)
-    if artifact.suffix.lower() == ".onnx":
+    threads = use_threads(config.threads)
+    if config.artifact.suffix.lower() == ".onnx":
         from dlcli.workflows.evaluate_onnx import run as run_onnx
 
-        return run_onnx(artifact, data, data_dir, device_name, console, plot, force, threads)
-    ckpt = load_checkpoint(artifact)
-    device = resolve_device(device_name)
+        found = run_onnx(config.artifact, config.data, config.data_dir, config.device, console, config.plot,
+                         config.force, threads)
+        return EvalResult(**{k: v for k, v in found.items() if k != "command"})
+    ckpt = load_checkpoint(config.artifact)
+    device = resolve_device(config.device)
     console.info(f"device: {describe_device(device)}")
-    dataset = load_data(data or ckpt.dataset, data_dir, console, test_only=True)
-    check_compatible(dataset, ckpt.input_shape, ckpt.classes, artifact)
+    dataset = load_data(config.data or ckpt.dataset, config.data_dir, console, test_only=True)
+    check_compatible(dataset, ckpt.input_shape, ckpt.classes, config.artifact)
     split = evaluation_split(dataset, device, console)
     model = ckpt.build_model().to(device)
     channels_last = prefers_channels_last(device, dataset.input_shape)
@@ -68,9 +100,9 @@ def run(
         model = model.to(memory_format=torch.channels_last)
     metrics, report = evaluate_by_class(model, eval_batches(split, channels_last), make_loss("cross-entropy"),
                                         dataset.classes)
-    extra = report_classes(artifact, dataset, metrics, report, console, plot, force)
-    return result("eval", extra.get("plot"), metrics, str(device), time.perf_counter() - start,
-                  checkpoint=str(artifact), data=dataset.name, **extra)
+    extra = report_classes(config.artifact, dataset, metrics, report, console, config.plot, config.force)
+    return EvalResult(extra.get("plot"), metrics, str(device), time.perf_counter() - start,
+                      checkpoint=str(config.artifact), data=dataset.name, **extra)
 
 
 def report_classes(

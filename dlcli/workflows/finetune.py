@@ -9,16 +9,16 @@ Freezing: `backbone` trains only the head but lets BatchNorm statistics follow t
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import nn
 
 from dlcli.checkpoint import Checkpoint, lineage_entry, load_checkpoint
+from dlcli.choices import FREEZE_MODES
 from dlcli.config import TrainConfig, flag_name
 from dlcli.console import Console
-from dlcli.device import describe_device, resolve_device, seed_everything
 from dlcli.engine import ClassificationTask
 from dlcli.errors import UsageError
 from dlcli.losses import make_loss
@@ -31,23 +31,41 @@ from dlcli.models.surgery import (
     train_mode_with_frozen_norms,
     transfer_weights,
 )
-from dlcli.optim import DEFAULT_LR, parameter_groups
-from dlcli.threads import use_threads
+from dlcli.optim import parameter_groups
 from dlcli.validation import check, validate_fields
 from dlcli.workflows.preparation import PreparedData, prepare_data
+from dlcli.workflows.resolve import preview, start_run, with_data, with_defaults
+from dlcli.workflows.train import TrainResult
 from dlcli.workflows.training import TrainingJob, train_and_save
 
-FREEZE_CHOICES = ("none", "backbone", "all-but-head")
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Adapting a trained checkpoint: the parent, the training run's config, the freezing schedule and
+    where the run goes."""
+
+    checkpoint: Path
+    """The parent checkpoint (its model, weights and, by default, dataset)."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    freeze: str = field(default="none", metadata=check(choices=FREEZE_MODES))
+    unfreeze_after: int | None = field(default=None, metadata=check(ge=0))
+    """Unfreeze everything after N epochs."""
+    head_lr: float | None = field(default=None, metadata=check(gt=0))
+    """The head's learning rate (default: the run's lr)."""
+    out_dir: Path | None = None
+    """The run folder, made by the caller; None: a fresh runs/finetune/expN."""
+
+    def __post_init__(self) -> None:
+        """Checked when built, before the command makes its run folder."""
+        validate_fields(self, flag_name)
 
 
 @dataclass
-class FinetuneOptions:
-    freeze: str = "none"
-    unfreeze_after: int | None = field(default=None, metadata=check(ge=0))
-    head_lr: float | None = field(default=None, metadata=check(gt=0))
+class FinetuneResult(TrainResult):
+    """`dlcli finetune --json`: train's keys (metrics also hold head_replaced), then parent."""
 
-    def __post_init__(self) -> None:
-        validate_fields(self, flag_name)
+    command: ClassVar[str] = "finetune"
+    parent: str = ""
 
 
 def build_finetune_model(parent: Checkpoint, data: PreparedData, console: Console) -> tuple[nn.Module, bool]:
@@ -75,27 +93,25 @@ def build_finetune_model(parent: Checkpoint, data: PreparedData, console: Consol
     return model, replace_head
 
 
-def optimizer_groups(model: nn.Module, cfg: TrainConfig, head_lr: float | None) -> list[dict[str, Any]]:
+def optimizer_groups(model: nn.Module, weight_decay: float, base_lr: float, head_lr: float | None,
+                     ) -> list[dict[str, Any]]:
     """Backbone and head as separate groups so --head-lr can differ from --lr (discriminative lrs).
 
     Frozen parameters are included too: when --unfreeze-after turns them on, the optimizer already
     knows them (parameters without gradients are skipped by every torch optimizer).
     """
     head = head_parameter_names(model)
-    base_lr = cfg.lr if cfg.lr is not None else DEFAULT_LR[cfg.optimizer]
     named = [(n, p) for n, p in model.named_parameters()]
     for _, p in named:
         p.requires_grad_(True)  # parameter_groups only collects trainable parameters
-    backbone = parameter_groups([(n, p) for n, p in named if n not in head], cfg.weight_decay)
-    head_groups = parameter_groups([(n, p) for n, p in named if n in head], cfg.weight_decay,
+    backbone = parameter_groups([(n, p) for n, p in named if n not in head], weight_decay)
+    head_groups = parameter_groups([(n, p) for n, p in named if n in head], weight_decay,
                                    lr_scale=(head_lr / base_lr) if head_lr else 1.0)
     return backbone + head_groups
 
 
 def apply_freeze(model: nn.Module, freeze: str):
     """Set requires_grad for the --freeze mode; return the loop's train_mode function (or None)."""
-    if freeze not in FREEZE_CHOICES:
-        raise UsageError(f"--freeze must be one of {', '.join(FREEZE_CHOICES)}, got {freeze!r}.")
     if freeze == "none":
         set_frozen(model, None)
         return None
@@ -105,46 +121,58 @@ def apply_freeze(model: nn.Module, freeze: str):
     return None
 
 
-def run(
-    parent_path: Path, cfg: TrainConfig, options: FinetuneOptions, out_dir: Path, console: Console
-) -> dict[str, Any]:
+def describe(config: FinetuneConfig) -> dict[str, Any]:
+    """What `finetune --print-config` prints: the run's config as resolved (the parent's dataset by
+    default), the parent and the freezing schedule."""
+    parent = load_checkpoint(config.checkpoint)
+    train = preview(replace(config.train, model=parent.model_name, model_args=parent.model_args), parent.dataset)
+    return {**train.to_dict(), "checkpoint": str(config.checkpoint), "freeze": config.freeze,
+            "unfreeze_after": config.unfreeze_after, "head_lr": config.head_lr}
+
+
+def run(config: FinetuneConfig, console: Console) -> FinetuneResult:
+    from dlcli.runs import prepare_out_dir
+
     start = time.perf_counter()
-    parent = load_checkpoint(parent_path)
-    cfg.data = cfg.data or parent.dataset
+    parent = load_checkpoint(config.checkpoint)
     # The default lr is the from-scratch one: on MNIST -> Fashion-MNIST with 500 labels a quarter of
     # it finetuned to 71.4 % against 76.7 % at the full rate (benchmarks/bench_transfer.py).
-    if options.unfreeze_after is not None and options.unfreeze_after < 0:
-        raise UsageError("--unfreeze-after must be >= 0.")
-    cfg.validate()
-    device = resolve_device(cfg.device)
-    cfg.threads = use_threads(cfg.threads)  # recorded: results differ in the last bits by thread count
-    generator = seed_everything(cfg.seed)
-    console.info(f"device: {describe_device(device)}")
+    cfg = with_defaults(replace(config.train, model=parent.model_name, model_args=parent.model_args), parent.dataset)
+    cfg, device, generator = start_run(cfg, console)
     data = prepare_data(cfg, device, generator, console)
+    cfg = with_data(cfg, device, len(data.dataset.train), data.dataset.input_shape, console)
     model, head_replaced = build_finetune_model(parent, data, console)
     model = model.to(device)
-    groups = optimizer_groups(model, cfg, options.head_lr)
-    state = {"train_mode": apply_freeze(model, options.freeze), "unfrozen": False}
-    console.info(f"finetuning {parent_path} (freeze: {options.freeze})")
+    groups = optimizer_groups(model, cfg.weight_decay, cfg.lr, config.head_lr)
+    console.info(f"finetuning {config.checkpoint} (freeze: {config.freeze})")
+    job = TrainingJob(
+        model=model, model_name=parent.model_name, model_args=parent.model_args,
+        task=ClassificationTask(make_loss(cfg.loss, cfg.label_smoothing), cfg.l1),
+        lineage=[*parent.lineage, lineage_entry("finetune", source=config.checkpoint, dataset=cfg.data,
+                                                freeze=config.freeze, head_replaced=head_replaced)],
+        optimizer_groups=groups,
+    )
+    attach_freezing(job, config, console)
+    out_dir = config.out_dir or prepare_out_dir(None, "finetune", None, False)
+    trained = train_and_save(cfg, job, data, out_dir, console, device)
+    return FinetuneResult(str(trained.best), {**trained.metrics, "head_replaced": head_replaced}, str(device),
+                          time.perf_counter() - start, run_dir=str(trained.run_dir),
+                          stopped_early=trained.stopped_early, parent=str(config.checkpoint))
+
+
+def attach_freezing(job: TrainingJob, config: FinetuneConfig, console: Console) -> None:
+    """--freeze applied to the job's model, and --unfreeze-after as the job's epoch-start hook."""
+    model = job.model
+    state = {"train_mode": apply_freeze(model, config.freeze), "unfrozen": False}
 
     def on_epoch_start(epoch: int) -> None:
         # `>=` with a one-time switch rather than `==`: a run resumed after the unfreezing epoch must
         # unfreeze too, or it would continue a different model from the one that was saved.
-        due = options.unfreeze_after is not None and epoch >= options.unfreeze_after + 1
-        if due and not state["unfrozen"] and options.freeze != "none":
+        due = config.unfreeze_after is not None and epoch >= config.unfreeze_after + 1
+        if due and not state["unfrozen"] and config.freeze != "none":
             set_frozen(model, None)
             state["train_mode"], state["unfrozen"] = None, True
             console.info(f"epoch {epoch}: unfreezing all layers")
 
-    job = TrainingJob(
-        command="finetune", model=model, model_name=parent.model_name, model_args=parent.model_args,
-        task=ClassificationTask(make_loss(cfg.loss, cfg.label_smoothing), cfg.l1),
-        lineage=[*parent.lineage, lineage_entry(
-            "finetune", source=parent_path, dataset=cfg.data, freeze=options.freeze, head_replaced=head_replaced)],
-        optimizer_groups=groups, on_epoch_start=on_epoch_start,
-        train_mode=lambda m: (state["train_mode"] or nn.Module.train)(m),
-    )
-    outcome = train_and_save(cfg, job, data, out_dir, console, device, start)
-    outcome["metrics"]["head_replaced"] = head_replaced
-    outcome["parent"] = str(parent_path)
-    return outcome
+    job.on_epoch_start = on_epoch_start
+    job.train_mode = lambda m: (state["train_mode"] or nn.Module.train)(m)

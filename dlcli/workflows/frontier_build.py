@@ -196,20 +196,21 @@ def _quantize(step: Step, source: Path, target: Path, recipe: Recipe, console: C
 
 def _prune(step: Step, source: Path, target: Path, recipe: Recipe, console: Console) -> dict[str, Any]:
     from dlcli.compress.pruning import PruneSpec
-    from dlcli.workflows.prune import RECOVERY_BATCH_SIZE, PruneOptions, run
+    from dlcli.workflows.prune import RECOVERY_BATCH_SIZE, PruneConfig, run
 
     spec = PruneSpec(step.options["method"], step.options["amount"])
     # --no-latency: the frontier times every variant together, in one session.
-    options = PruneOptions(spec, step.options["epochs"], out=target, force=True, latency=False, threads=recipe.threads)
-    return run(source, options, _training_config(recipe, batch_size=RECOVERY_BATCH_SIZE), console)
+    config = PruneConfig(source, spec, _training_config(recipe, batch_size=RECOVERY_BATCH_SIZE),
+                         step.options["epochs"], out=target, force=True, latency=False)
+    return run(config, console).to_json()
 
 
 def _distill(step: Step, source: Path, target: Path, recipe: Recipe, console: Console) -> dict[str, Any]:
-    from dlcli.workflows.distill import DistillOptions, run
+    from dlcli.workflows.distill import DistillConfig, run
 
-    options = DistillOptions(teacher=source, student=step.options["student"], student_args=step.options["student_args"])
-    cfg = _training_config(recipe, epochs=step.options["epochs"])
-    return run(cfg, options, target.parent, None, console)
+    config = DistillConfig(teacher=source, student=step.options["student"], student_args=step.options["student_args"],
+                           train=_training_config(recipe, epochs=step.options["epochs"]), out_dir=target.parent)
+    return run(config, console).to_json()
 
 
 RUNNERS = {"export": _export, "quantize": _quantize, "prune": _prune, "distill": _distill}

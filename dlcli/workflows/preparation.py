@@ -1,7 +1,7 @@
 """Getting a workflow's data ready: the dataset loaded and announced, the seeded validation carve and
---train-samples subset, the default epoch budget, the channels-last rule and the batch iterators.
-Train, finetune, distill, prune, eval, quantize and benchmark all start here, so each of these steps
-is written once."""
+--train-samples subset, and the batch iterators. Train, finetune, distill, prune, eval, quantize and
+benchmark all start here, so each of these steps is written once. (The defaults a run resolves, such as
+the epoch budget and the channels-last rule, are in dlcli.workflows.resolve.)"""
 
 from __future__ import annotations
 
@@ -15,9 +15,7 @@ from dlcli.data.augment import make_augment
 from dlcli.data.dataset import Dataset
 from dlcli.data.streaming import device_splits, make_batches
 from dlcli.data.tensors import Batches, TensorSplit, carve_validation, limit_samples
-from dlcli.device import prefers_channels_last
 from dlcli.distributed import current as current_dist
-from dlcli.engine.budget import MIN_STEPS, default_epochs
 from dlcli.errors import UsageError
 
 EVAL_BATCH = 1000
@@ -57,30 +55,6 @@ def prepare_data(
     train, val = carve_validation(train, cfg.val_split, generator)
     train = limit_samples(train, cfg.train_samples, generator)
     return PreparedData(dataset, train, val, test)
-
-
-def recommended_epochs(spec: str) -> int:
-    from dlcli.data.catalog import DATASETS
-
-    name = spec.lower()
-    return DATASETS.get(name).default_epochs if name in DATASETS else 10
-
-
-def budget_epochs(cfg: TrainConfig, data: PreparedData, console: Console) -> int:
-    """The default number of epochs: the dataset's, raised on small data (see dlcli.engine.budget)."""
-    recommended = recommended_epochs(cfg.data)
-    epochs = default_epochs(recommended, len(data.train), cfg.batch_size)
-    if epochs > recommended:
-        console.info(f"epochs: {epochs} rather than {recommended}, so that this small training split gets at "
-                     f"least {MIN_STEPS} optimizer steps (--epochs to choose)")
-    return epochs
-
-
-def use_channels_last(cfg: TrainConfig, device: torch.device, dataset: Dataset) -> bool:
-    """--channels-last if given, else the device's preference."""
-    if cfg.channels_last is not None:
-        return cfg.channels_last
-    return prefers_channels_last(device, dataset.input_shape)
 
 
 def train_batches(cfg: TrainConfig, data: PreparedData, channels_last: bool) -> Batches:

@@ -3,11 +3,14 @@ before/after summary (the --json result carries the same numbers)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dlcli.compress.pruning import PruneSpec
 from dlcli.console import Console
 from dlcli.measure.timing import NOISE_BAND
+
+if TYPE_CHECKING:
+    from dlcli.workflows.prune_measure import ModelStats
 
 UNSTRUCTURED_NOTE = ("note: unstructured sparsity makes nothing faster on dense runtimes (PyTorch, onnxruntime): "
                      "the zeros are stored and multiplied like any other weight; use --method channel for speed.")
@@ -25,11 +28,11 @@ def round_line(entry: dict[str, Any], steps: int) -> str:
     return text
 
 
-def report(spec: PruneSpec, before: dict[str, Any], after: dict[str, Any], metrics: dict[str, Any],
-            console: Console) -> None:
+def report(spec: PruneSpec, before: ModelStats, after: ModelStats, metrics: dict[str, Any],
+           console: Console) -> None:
     rows = []
-    for name, stats in after["layers"].items():
-        old = before["layers"][name]
+    for name, stats in after.layers.items():
+        old = before.layers[name]
         shape = "x".join(map(str, stats["shape"]))
         if stats["shape"] != old["shape"]:
             shape = f"{'x'.join(map(str, old['shape']))} -> {shape}"
