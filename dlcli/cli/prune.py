@@ -2,7 +2,7 @@
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -58,15 +58,8 @@ def prune(
       dlcli prune best.pt --method global-unstructured --amount 0.9 --finetune-epochs 2
       dlcli prune best.pt --method channel --amount 0.6 --steps 3 --recover kd --round-to 8 --json
     """
-    alias = given.flags.pop("epochs", None)
-    if alias is not None:
-        if finetune_epochs is not None and finetune_epochs != alias:
-            raise UsageError("give either --finetune-epochs or --epochs, not both.")
-        finetune_epochs = alias
-    if given.resume:
-        raise UsageError("prune does not resume (a round is short): run it again; --resume is for train, "
-                         "finetune and distill.")
-    from dlcli.workflows.prune import RECOVERY_BATCH_SIZE, PruneConfig, describe, run
+    finetune_epochs = recovery_epochs(given, finetune_epochs)
+    from dlcli.workflows.prune import RECOVERY_BATCH_SIZE, PruneConfig, describe
 
     train = given.train_config("prune", command_defaults={"batch_size": RECOVERY_BATCH_SIZE})
     if train is None:
@@ -79,11 +72,30 @@ def prune(
                          force=given.force, latency=latency)  # validates, before any folder is made
     if given.print_config:
         return given.show(describe(config))
-    from dlcli.distributed import setup
+    given.emit(run_prune(config, given))
 
-    setup(train.device)
-    # The recovery runs' folder; left empty (and removed) when the data turns out to be unavailable.
-    run_dir = given.run_folder("prune", None, None, train) if finetune_epochs != 0 else None
+
+def recovery_epochs(given: TrainingInvocation, finetune_epochs: int | None) -> int | None:
+    """--finetune-epochs, or --epochs (the same option for prune); refuses --resume."""
+    alias = given.flags.pop("epochs", None)
+    if alias is not None:
+        if finetune_epochs is not None and finetune_epochs != alias:
+            raise UsageError("give either --finetune-epochs or --epochs, not both.")
+        finetune_epochs = alias
+    if given.resume:
+        raise UsageError("prune does not resume (a round is short): run it again; --resume is for train, "
+                         "finetune and distill.")
+    return finetune_epochs
+
+
+def run_prune(config: Any, given: TrainingInvocation) -> Any:
+    """Make the recovery runs' folder (runs/prune/expN, removed again when it stays empty because the
+    data turned out to be unavailable) and run the workflow."""
+    from dlcli.distributed import setup
+    from dlcli.workflows.prune import run
+
+    setup(config.train.device)
+    run_dir = given.run_folder("prune", None, None, config.train) if config.finetune_epochs != 0 else None
     result = run(replace(config, run_dir=run_dir), given.console())
     remove_if_unused(run_dir, result.run_dir)
-    given.emit(result)
+    return result
