@@ -9,6 +9,7 @@ temporary file in the same folder and are renamed into place, so a crash never l
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import pickle
@@ -112,6 +113,14 @@ class Checkpoint:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+
+def derived_checkpoint(parent: Checkpoint, state_dict: dict[str, torch.Tensor], **changes: Any) -> Checkpoint:
+    """A checkpoint made from `parent` by a later step (pruning, its recovery): the parent's architecture,
+    classes and normalization with new weights and the given changes (dataset, metrics, config, lineage,
+    extra); never the parent's training state, and this dlcli's version."""
+    return dataclasses.replace(parent, state_dict=state_dict, training_state={}, dlcli_version=__version__,
+                               **changes)
 
 
 def now() -> str:

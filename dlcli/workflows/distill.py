@@ -24,14 +24,14 @@ from dlcli.data.dataset import Dataset
 from dlcli.data.tensors import TensorSplit
 from dlcli.device import seed_everything
 from dlcli.distributed import current as current_dist
-from dlcli.engine import ClassificationTask, DistillationTask, evaluate, predict
+from dlcli.engine import ClassificationTask, DistillationTask, predict
 from dlcli.engine.tasks import FeatureDistillationTask
 from dlcli.errors import UsageError
 from dlcli.losses import make_loss
 from dlcli.models import MODELS, create_model, model_args
 from dlcli.validation import check, validate_fields
 from dlcli.workflows.distill_report import Compared, summarize
-from dlcli.workflows.preparation import PreparedData, eval_batches, prepare_data
+from dlcli.workflows.preparation import PreparedData, eval_batches, prepare_data, split_metrics
 from dlcli.workflows.resolve import preview, start_run, with_data, with_defaults
 from dlcli.workflows.result import CommandResult, omitted_when_none
 from dlcli.workflows.train import resolved_model_args
@@ -135,7 +135,7 @@ def make_task(cfg: TrainConfig, opts: DistillConfig, teacher: nn.Module, student
 def teacher_metrics(teacher: nn.Module, data, channels_last: bool) -> dict[str, float]:
     if data.test is None:
         return {}
-    return evaluate(teacher, eval_batches(data.test, channels_last), make_loss("cross-entropy"))
+    return split_metrics(teacher, data.test, channels_last)
 
 
 def student_identity(config: DistillConfig) -> tuple[str, dict[str, Any]]:

@@ -18,7 +18,7 @@ from dlcli.config import TrainConfig
 from dlcli.console import Console
 from dlcli.distributed import current as current_dist
 from dlcli.distributed import wrap_model
-from dlcli.engine import FitResult, LoopOptions, StopTraining, Task, Trainer, TrainerState, evaluate
+from dlcli.engine import FitResult, LoopOptions, StopTraining, Task, Trainer, TrainerState
 from dlcli.engine.budget import selects_by_validation
 from dlcli.engine.progress import NullProgress, make_progress
 from dlcli.engine.state import restore_rng
@@ -26,7 +26,7 @@ from dlcli.errors import Interrupted
 from dlcli.losses import make_loss
 from dlcli.optim import make_optimizer, make_scheduler, parameter_groups
 from dlcli.plots import plot_curves
-from dlcli.workflows.preparation import PreparedData, eval_batches, train_batches
+from dlcli.workflows.preparation import PreparedData, eval_batches, split_metrics, train_batches
 from dlcli.workflows.resolve import channels_last_rule
 from dlcli.workflows.run_writer import RunWriter
 
@@ -130,7 +130,7 @@ def run_fit(
     if result.skipped_batches:
         console.warn(f"skipped {result.skipped_batches} batch(es) with a non-finite loss (--skip-nonfinite)")
     ctx.barrier()  # best.pt is complete before any rank reads it
-    test_metrics = finish_run(writer, data, channels_last, device, eval_loss, result) if ctx.is_main else {}
+    test_metrics = finish_run(writer, data, channels_last, device) if ctx.is_main else {}
     if ctx.is_main:
         plot_curves(result.history, writer.out_dir / "curves.png")
     return TrainOutcome(result, test_metrics, writer.best_path, writer.last_path)
@@ -154,10 +154,7 @@ def make_scaler(precision: str, device: torch.device, resume: dict[str, Any] | N
     return scaler
 
 
-def finish_run(
-    writer: RunWriter, data: PreparedData, channels_last: bool, device: torch.device,
-    eval_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], result: FitResult,
-) -> dict[str, float]:
+def finish_run(writer: RunWriter, data: PreparedData, channels_last: bool, device: torch.device) -> dict[str, float]:
     """Evaluate best.pt on the test split and store those metrics in best.pt itself."""
     from dlcli.checkpoint import load_checkpoint
 
@@ -167,7 +164,7 @@ def finish_run(
     model = best.build_model().to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    test = evaluate(model, eval_batches(data.test, channels_last), eval_loss)
+    test = split_metrics(model, data.test, channels_last)
     best.metrics.update({"test_accuracy": test["accuracy"], "test_loss": test["loss"]})
     save_checkpoint(best, writer.best_path)
     return {"accuracy": test["accuracy"], "loss": test["loss"], "test_samples": test["samples"]}

@@ -79,3 +79,12 @@ def per_rank_batch(batch_size: int, world: int) -> int:
 
 def eval_batches(split: TensorSplit, channels_last: bool) -> Batches:
     return make_batches(split, EVAL_BATCH, channels_last=channels_last)
+
+
+def split_metrics(model: torch.nn.Module, split: TensorSplit, channels_last: bool) -> dict[str, float]:
+    """loss (cross-entropy), accuracy and samples of `model` on an evaluation split: how every
+    workflow tests a model, so their figures compare."""
+    from dlcli.engine import evaluate
+    from dlcli.losses import make_loss
+
+    return evaluate(model, eval_batches(split, channels_last), make_loss("cross-entropy"))

@@ -13,9 +13,7 @@ from torch import nn
 
 from dlcli.compress import pruning
 from dlcli.console import Console
-from dlcli.engine import evaluate
-from dlcli.losses import make_loss
-from dlcli.workflows.preparation import PreparedData, eval_batches
+from dlcli.workflows.preparation import PreparedData, split_metrics
 
 LATENCY_ROUNDS = 7  # alternating rounds: on a shared CPU, fewer gave ratios that moved by 0.1 between runs
 
@@ -39,7 +37,7 @@ def model_stats(model: nn.Module, example: torch.Tensor) -> ModelStats:
 def accuracy_on_test(model: nn.Module, data: PreparedData | None, channels_last: bool) -> float | None:
     if data is None or data.test is None:
         return None
-    return evaluate(model, eval_batches(data.test, channels_last), make_loss("cross-entropy"))["accuracy"]
+    return split_metrics(model, data.test, channels_last)["accuracy"]
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from dlcli.checkpoint import Checkpoint, lineage_entry
+from dlcli.checkpoint import Checkpoint, derived_checkpoint, lineage_entry
 from dlcli.compress import pruning
 from dlcli.compress.pruning import PruneSpec
 from dlcli.errors import WorkError
@@ -70,10 +70,8 @@ def pruned_checkpoint(
     step = lineage_entry("prune", source=config.checkpoint, method=spec.method, amount=spec.amount,
                          steps=spec.steps, finetune_epochs=epochs, recover=config.recover,
                          dataset=cfg.data if epochs else None)
-    return Checkpoint(
-        model_name=parent.model_name, model_args=parent.model_args, state_dict=pruning.dense_state_dict(model),
-        classes=parent.classes, input_shape=parent.input_shape, mean=parent.mean, std=parent.std,
-        dataset=cfg.data if epochs else parent.dataset,
+    return derived_checkpoint(
+        parent, pruning.dense_state_dict(model), dataset=cfg.data if epochs else parent.dataset,
         metrics={k: v for k, v in metrics.items() if v is not None},
         config=cfg.to_dict() if epochs else parent.config, lineage=[*parent.lineage, step],
         extra={**parent.extra, "pruning": record},

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dlcli.checkpoint import Checkpoint, load_checkpoint
+from dlcli.checkpoint import Checkpoint, derived_checkpoint, load_checkpoint
 from dlcli.choices import DEFAULT_LR
 from dlcli.compress import pruning
 from dlcli.compress.pruning import PruneSpec
@@ -98,10 +98,8 @@ def recover(model: nn.Module, recovery: Recovery, out_dir: Path, method: str, co
     task = DistillationTask(loss, teacher, l1=cfg.l1) if teacher is not None else ClassificationTask(loss, cfg.l1)
 
     def make_checkpoint(metrics: dict[str, Any]) -> Checkpoint:
-        return Checkpoint(
-            model_name=parent.model_name, model_args=parent.model_args, state_dict=pruning.dense_state_dict(model),
-            classes=parent.classes, input_shape=parent.input_shape, mean=parent.mean, std=parent.std,
-            dataset=cfg.data, metrics=metrics, config=cfg.to_dict(), lineage=parent.lineage,
+        return derived_checkpoint(
+            parent, pruning.dense_state_dict(model), dataset=cfg.data, metrics=metrics, config=cfg.to_dict(),
             extra={**parent.extra, "pruning": {"method": method, "recovering": True}},  # its shapes may differ
         )
 
