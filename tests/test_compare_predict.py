@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from dlcli.checkpoint import load_checkpoint, save_checkpoint
+from dlcli.choices import DEFAULT_LR
 
 
 def _variant(source: Path, folder: Path, **config: object) -> Path:
@@ -29,7 +30,8 @@ def test_compare_shows_only_differing_config_keys(cli, trained_checkpoint: Path,
     payload = result.json()
     assert payload["command"] == "compare"
     assert [a["path"] for a in payload["artifacts"]] == [str(trained_checkpoint), str(other / "best.pt")]
-    assert payload["config_differences"] == {"lr": [None, 0.05]}  # the default lr is None: per optimizer
+    # the saved config holds the lr the run used (sgd's default), not null
+    assert payload["config_differences"] == {"lr": [DEFAULT_LR["sgd"], 0.05]}
     assert payload["artifacts"][1]["metrics"]["test_accuracy"] == 0.5
     assert payload["artifacts"][0]["lineage"][0]["step"] == "train"
     shown = cli("compare", trained_checkpoint.parent, other)

@@ -140,3 +140,16 @@ def test_train_and_eval_json_keys(cli, trained_checkpoint: Path, tmp_path: Path)
     assert list(evaluated) == ["command", "artifact", "metrics", "device", "seconds", "checkpoint", "data",
                                "per_class", "confusion_matrix"]
     assert evaluated["artifact"] is None and evaluated["metrics"]["samples"] > 0
+
+
+def test_finetune_and_distill_json_keys(cli, trained_checkpoint: Path, tmp_path: Path) -> None:
+    tuned = cli("finetune", trained_checkpoint, *FAST_TRAIN, "--out", tmp_path / "f", "--json").json()
+    assert list(tuned) == ["command", "artifact", "metrics", "device", "seconds", "run_dir", "stopped_early",
+                           "parent"]
+    assert tuned["command"] == "finetune" and tuned["metrics"]["head_replaced"] is False
+    distilled = cli("distill", "-t", trained_checkpoint, "-a", "width=0.5", *FAST_TRAIN, "--baseline",
+                    "--out", tmp_path / "d", "--json").json()
+    assert list(distilled) == ["command", "artifact", "metrics", "device", "seconds", "run_dir", "baseline_artifact"]
+    assert Path(distilled["baseline_artifact"]).parent == tmp_path / "d" / "baseline"
+    saved = yaml.safe_load((tmp_path / "d" / "config.yaml").read_text())
+    assert saved["model"] == "cnn" and saved["model_args"] == {"width": 0.5}  # the student, as trained

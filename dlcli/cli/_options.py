@@ -3,7 +3,9 @@
 The training flags (`TRAINING_OPTIONS`) and the data/device/config/output options
 (`COMMON_OPTIONS`) are declared once and attached to a command by `with_training_options`, which
 hands them over as one `TrainingInvocation`; so the four commands cannot drift apart and each
-declares only what is its own. No torch types appear here: Typer resolves annotations when the app
+declares only what is its own. Each training flag takes its help text and shown default from its
+TrainConfig field (dlcli.config.option) and its choices from dlcli.choices (the registries' names),
+so neither is written twice. No torch types appear here: Typer resolves annotations when the app
 is built, and `dlcli --help` must not import torch.
 """
 
@@ -143,7 +145,7 @@ class TrainingInvocation:
     nproc_per_node: int | None = None
 
     def train_config(self, command: str, out: Path | None = None, command_defaults: dict[str, Any] | None = None,
-                     **more: Any) -> Any:
+                     **more: Any) -> TrainConfig | None:
         """The command's TrainConfig: defaults < the command's defaults < --config file < flags (`more`
         are the command's own); with --resume, the one saved in the checkpoint, changed only by what the
         user gave again (see dlcli.resume). None when --nproc-per-node handed the command line to
@@ -158,7 +160,7 @@ class TrainingInvocation:
             return resumed_train_config(self.resume, command, out, self.config, flags)
         return resolve_train_config(self.config, flags, command_defaults)
 
-    def run_folder(self, command: str, out: Path | None, name: str | None, cfg: Any) -> Path:
+    def run_folder(self, command: str, out: Path | None, name: str | None, cfg: TrainConfig) -> Path:
         """The run folder, made here: --out (refused when it holds files dlcli did not write, unless
         --force), else a fresh runs/<command>/expN; with --resume the checkpoint's own folder unless
         --out says otherwise. In a distributed run rank 0 makes it and every rank writes into it."""
