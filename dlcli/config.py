@@ -29,9 +29,10 @@ class TrainConfig:
     mnist-sample for train; the checkpoint's own dataset for finetune, distill and prune."""
     data_dir: str | None = None
     """Root holding <dataset>/<files>; default $DLCLI_DATA_DIR, then the cache."""
-    epochs: int | None = field(default=None, metadata=check(ge=1))
-    """Passes over the training split; default: the dataset's recommended number, raised on small data
-    so that a run takes at least dlcli.engine.budget.MIN_STEPS optimizer steps."""
+    epochs: float | None = field(default=None, metadata=check(gt=0))
+    """Passes over the training split; a fraction ends the last one early (1.5). Default: the dataset's
+    recommended number, raised on small data so that a run takes at least
+    dlcli.engine.budget.MIN_STEPS optimizer steps."""
     batch_size: int = field(default=128, metadata=check(ge=1))
     optimizer: str = "sgd"
     lr: float | None = field(default=None, metadata=check(gt=0))

@@ -81,8 +81,8 @@ def _opt(name: str, annotation: Any, *decls: str, help: str, **kw: Any) -> inspe
 
 
 TRAINING_OPTIONS = [
-    _opt("epochs", int | None, "--epochs", "-e", help="Epochs (default: the dataset's recommended number, "
-         "more on small data so that a run takes at least 300 optimizer steps)."),
+    _opt("epochs", float | None, "--epochs", "-e", help="Epochs, fractions allowed: 1.5 (default: the "
+         "dataset's recommended number, more on small data so that a run takes at least 300 optimizer steps)."),
     _opt("batch_size", int | None, "--batch-size", "-b", help="Batch size.", show_default="128"),
     _opt("optimizer", str | None, "--optimizer", help="sgd, adam, adamw or rmsprop.", show_default="sgd"),
     _opt("lr", float | None, "--lr", help="Peak learning rate (default per optimizer: sgd 0.2, adam(w) 2e-3)."),

@@ -22,6 +22,7 @@ from dlcli.distributed import current as current_dist
 from dlcli.distributed import wrap_model
 from dlcli.engine import Callbacks, FitResult, LoopOptions, StopTraining, Task, Trainer, TrainerState, evaluate
 from dlcli.engine.budget import selects_by_validation
+from dlcli.engine.loop import total_steps
 from dlcli.engine.progress import NullProgress, make_progress
 from dlcli.engine.state import capture_rng, restore_rng
 from dlcli.errors import Interrupted, UsageError
@@ -33,7 +34,7 @@ from dlcli.workflows.preparation import PreparedData, budget_epochs, eval_batche
 
 
 def build_optimizer(
-    cfg: TrainConfig, model: nn.Module, steps_per_epoch: int, epochs: int,
+    cfg: TrainConfig, model: nn.Module, steps_per_epoch: int, epochs: float,
     groups: list[dict[str, Any]] | None = None, resume: dict[str, Any] | None = None,
 ) -> tuple[torch.optim.Optimizer, Any]:
     """The optimizer and its per-step schedule; with `resume` (a checkpoint's training state), the
@@ -49,7 +50,7 @@ def build_optimizer(
     warmup = None if cfg.warmup_epochs is None else int(cfg.warmup_epochs * steps_per_epoch)
     # The schedule reads its peak from the optimizer's fresh learning rates: build it before the
     # saved state (whose rates are mid-schedule) is loaded.
-    scheduler = make_scheduler(cfg.scheduler, optimizer, steps_per_epoch * epochs, steps_per_epoch,
+    scheduler = make_scheduler(cfg.scheduler, optimizer, total_steps(epochs, steps_per_epoch), steps_per_epoch,
                                warmup, cfg.step_size, cfg.gamma)
     if resume is not None:
         optimizer.load_state_dict(resume["optimizer"])
@@ -326,7 +327,7 @@ def train_and_save(
     cfg.epochs = epochs
     resume = load_resume_state(cfg, job, epochs, console)
     console.info(f"model: {job.model_name} {job.model_args}  parameters {count_parameters(job.model):,}")
-    console.info(f"training {epochs} epochs on {len(data.train)} samples, validating on "
+    console.info(f"training {epochs:g} epochs on {len(data.train)} samples, validating on "
                  f"{len(data.val) if data.val else 0}; writing to {out_dir}")
     with GracefulStop() as stop:
         writer = RunWriter(out_dir, checkpoint_factory(
