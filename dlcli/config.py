@@ -66,9 +66,10 @@ class TrainConfig:
         None, help="Dataset name (see `dlcli datasets`), folder:PATH or csv:PATH. Default: the embedded "
         "mnist-sample for train; the checkpoint's own dataset for finetune, distill and prune.")
     data_dir: str | None = option(None, help="Root holding <dataset>/<files>; default $DLCLI_DATA_DIR, then the cache.")
-    epochs: int | None = option(
-        None, ge=1, help="Passes over the training split. Default: the dataset's recommended number, more on "
-        "small data so that a run takes a few hundred optimizer steps (dlcli.engine.budget).")
+    epochs: float | None = option(
+        None, gt=0, help="Passes over the training split; a fraction ends the last one early (1.5). Default: the "
+        "dataset's recommended number, more on small data so that a run takes a few hundred optimizer steps "
+        "(dlcli.engine.budget).")
     batch_size: int = option(128, ge=1, help="Batch size (the global batch in a distributed run).")
     optimizer: str = option("sgd", help="Optimizer.")
     lr: float | None = option(None, gt=0, help=LR_HELP)

@@ -9,6 +9,7 @@ from torch import nn
 from dlcli.data.augment import make_augment, parse_augment
 from dlcli.data.tensors import Batches, TensorSplit, carve_validation, limit_samples
 from dlcli.engine import ClassificationTask, DistillationTask, LoopOptions, Trainer, evaluate
+from dlcli.engine.loop import epoch_steps, total_steps
 from dlcli.errors import UsageError, WorkError
 from dlcli.losses import LOSSES, distillation_loss, make_loss
 from dlcli.optim import OPTIMIZERS, SCHEDULERS, make_optimizer, make_scheduler, parameter_groups
@@ -67,6 +68,34 @@ def test_weight_decay_skips_biases_and_norms() -> None:
     decayed, plain = parameter_groups(model.named_parameters(), 0.1)
     assert decayed["weight_decay"] == 0.1 and len(decayed["params"]) == 1
     assert plain["weight_decay"] == 0.0 and len(plain["params"]) == 3
+
+
+def test_fractional_epochs_end_the_last_epoch_early() -> None:
+    """1.5 epochs of 8 batches: one full epoch, then 4 steps; the schedule spans exactly those 12."""
+    model = small_net()
+    train = blobs()
+    batches = Batches(train, 32, shuffle=True, seed=0)
+    assert len(batches) == 8
+    opt = make_optimizer("sgd", parameter_groups(model.named_parameters(), 1e-4), None)
+    sched = make_scheduler("onecycle", opt, total_steps(1.5, len(batches)), len(batches))
+    trainer = Trainer(model, ClassificationTask(make_loss("cross-entropy")), batches, None, opt, sched,
+                      torch.device("cpu"), make_loss("cross-entropy"), LoopOptions(1.5))
+    result = trainer.fit()
+    assert [h["epoch"] for h in result.history] == [1, 2]
+    assert trainer.state.global_step == 12
+    peak = opt.param_groups[0]["max_lr"]
+    assert sched.last_epoch == 12 and opt.param_groups[0]["lr"] < 0.05 * peak  # one-cycle ended with the run
+    assert [epoch_steps(e, 2, 8) for e in (1.5, 2, 1.99, 1.07)] == [4, 8, 8, 1]
+
+
+def test_a_fraction_too_small_for_one_step_adds_no_epoch() -> None:
+    """1.01 epochs of 8 batches round to 8 steps: one epoch, not an empty second one."""
+    model = small_net()
+    batches = Batches(blobs(), 32, shuffle=True, seed=0)
+    opt = make_optimizer("sgd", parameter_groups(model.named_parameters(), 1e-4), None)
+    trainer = Trainer(model, ClassificationTask(make_loss("cross-entropy")), batches, None, opt, None,
+                      torch.device("cpu"), make_loss("cross-entropy"), LoopOptions(1.01))
+    assert len(trainer.fit().history) == 1 and trainer.state.global_step == 8
 
 
 def test_early_stopping_stops() -> None:

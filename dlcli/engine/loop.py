@@ -102,11 +102,22 @@ def evaluate(
     }
 
 
+def total_steps(epochs: float, steps_per_epoch: int) -> int:
+    """Optimizer steps in a run of `epochs` (fractional epochs round to whole steps, at least one)."""
+    return max(1, round(epochs * steps_per_epoch))
+
+
+def epoch_steps(epochs: float, epoch: int, steps_per_epoch: int) -> int:
+    """Steps taken in (1-based) `epoch` of a run of `epochs`."""
+    return min(steps_per_epoch, total_steps(epochs, steps_per_epoch) - (epoch - 1) * steps_per_epoch)
+
+
 @dataclass
 class LoopOptions:
     """How long and how carefully to train; the `what` is in the Trainer's other fields."""
 
-    epochs: int
+    epochs: float
+    """Fractional epochs end the last one early: 1.5 trains one full epoch and half of a second."""
     patience: int | None = None
     precision: str = "fp32"
     save_every: int | None = None
@@ -150,7 +161,7 @@ class Trainer:
         `patience` epochs without improvement, and raises StopTraining when a stop is requested."""
         start = time.perf_counter()
         try:
-            for epoch in range(self.state.epoch + 1, self.options.epochs + 1):
+            for epoch in range(self.state.epoch + 1, self.last_epoch + 1):
                 if self._run_epoch(epoch):
                     break
         finally:
@@ -163,7 +174,7 @@ class Trainer:
         """One epoch (or its remainder after a mid-epoch resume); True when training should end."""
         self.callbacks.epoch_start(self, epoch)
         epoch_start = time.perf_counter()
-        self.progress.epoch_start(epoch, self.options.epochs, len(self.train_batches))
+        self.progress.epoch_start(epoch, self.last_epoch, self.steps_in(epoch))
         summary: dict[str, Any] = {"epoch": epoch, **self._train_epoch(epoch)}
         if self.val_batches is not None:
             val = evaluate(self.eval_model or self.model, self.val_batches, self.eval_loss)
@@ -174,10 +185,10 @@ class Trainer:
         self.progress.epoch_end(summary, improved)
         self.callbacks.epoch_end(self, summary, improved)
         signum = self.callbacks.stop_requested()
-        if signum is not None and epoch < self.options.epochs:
+        if signum is not None and epoch < self.last_epoch:
             raise StopTraining(signum)  # epoch_end has just saved everything a resume needs
         patience = self.options.patience
-        if patience is not None and self.state.stale_epochs >= patience and epoch < self.options.epochs:
+        if patience is not None and self.state.stale_epochs >= patience and epoch < self.last_epoch:
             self.state.stopped_early = True
             self.progress.message(f"early stopping: no validation improvement for {patience} epochs")
             return True
@@ -205,11 +216,22 @@ class Trainer:
             "seen": saved.get("seen", torch.zeros((), dtype=torch.long)).to(self.device),
         }
 
+    @property
+    def last_epoch(self) -> int:
+        """The run's last (1-based) epoch: a fraction too small to make one step adds no epoch."""
+        return math.ceil(total_steps(self.options.epochs, len(self.train_batches)) / len(self.train_batches))
+
+    def steps_in(self, epoch: int) -> int:
+        """Optimizer steps in `epoch`: all its batches, fewer in the last one of a fractional run."""
+        return epoch_steps(self.options.epochs, epoch, len(self.train_batches))
+
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         self.train_mode(self.model)
         sums = self._sums()
-        first = self.state.step
+        first, last = self.state.step, self.steps_in(epoch)
         for step, (x, y, *extra) in enumerate(self.train_batches.epoch(epoch - 1, first), start=first + 1):
+            if step > last:
+                break
             loss, logits = self._train_step(x, y, extra)
             if loss is not None:
                 sums["loss_sum"] += loss.detach().float() * y.numel()
@@ -220,7 +242,7 @@ class Trainer:
             if loss is not None and self.progress.wants_update(step):
                 self._check_finite(float(loss.detach()), step)
                 self.progress.update(step, float(loss.detach()))
-            self._maybe_checkpoint(step)
+            self._maybe_checkpoint(step, last)
         totals = {k: self.reduce(v.clone()) for k, v in sums.items()}
         seen = int(totals["seen"])
         if seen == 0:
@@ -261,12 +283,13 @@ class Trainer:
         bad = (~torch.isfinite(loss.detach())).to(torch.long).reshape(1)
         return int(self.reduce(bad)) == 0
 
-    def _maybe_checkpoint(self, step: int) -> None:
+    def _maybe_checkpoint(self, step: int, last: int) -> None:
+        """Mid-epoch saves; the epoch's last step is saved by epoch_end instead."""
         every = self.options.save_every
-        if every and self.state.global_step % every == 0 and step < len(self.train_batches):
+        if every and self.state.global_step % every == 0 and step < last:
             self.callbacks.checkpoint(self)
         signum = self.callbacks.stop_requested()
-        if signum is not None and step < len(self.train_batches):
+        if signum is not None and step < last:
             self.callbacks.checkpoint(self)
             raise StopTraining(signum)
 

@@ -20,6 +20,7 @@ from dlcli.distributed import current as current_dist
 from dlcli.distributed import wrap_model
 from dlcli.engine import FitResult, LoopOptions, StopTraining, Task, Trainer, TrainerState
 from dlcli.engine.budget import selects_by_validation
+from dlcli.engine.loop import total_steps
 from dlcli.engine.progress import NullProgress, make_progress
 from dlcli.engine.state import restore_rng
 from dlcli.errors import Interrupted
@@ -32,7 +33,7 @@ from dlcli.workflows.run_writer import RunWriter
 
 
 def build_optimizer(
-    cfg: TrainConfig, model: nn.Module, steps_per_epoch: int, epochs: int,
+    cfg: TrainConfig, model: nn.Module, steps_per_epoch: int, epochs: float,
     groups: list[dict[str, Any]] | None = None, resume: dict[str, Any] | None = None,
 ) -> tuple[torch.optim.Optimizer, Any]:
     """The optimizer and its per-step schedule; with `resume` (a checkpoint's training state), the
@@ -48,7 +49,7 @@ def build_optimizer(
     warmup = None if cfg.warmup_epochs is None else int(cfg.warmup_epochs * steps_per_epoch)
     # The schedule reads its peak from the optimizer's fresh learning rates: build it before the
     # saved state (whose rates are mid-schedule) is loaded.
-    scheduler = make_scheduler(cfg.scheduler, optimizer, steps_per_epoch * epochs, steps_per_epoch,
+    scheduler = make_scheduler(cfg.scheduler, optimizer, total_steps(epochs, steps_per_epoch), steps_per_epoch,
                                warmup, cfg.step_size, cfg.gamma)
     if resume is not None:
         optimizer.load_state_dict(resume["optimizer"])
@@ -87,7 +88,7 @@ class FitSetup:
 
 
 def run_fit(
-    cfg: TrainConfig, setup: FitSetup, data: PreparedData, epochs: int, writer: RunWriter, console: Console,
+    cfg: TrainConfig, setup: FitSetup, data: PreparedData, epochs: float, writer: RunWriter, console: Console,
     device: torch.device,
 ) -> TrainOutcome:
     """Train with the one loop, saving as we go; then test the best checkpoint and plot the curves.

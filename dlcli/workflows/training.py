@@ -85,7 +85,7 @@ def train_and_save(
 
     resume = load_resume_state(cfg, job, console)
     console.info(f"model: {job.model_name} {job.model_args}  parameters {count_parameters(job.model):,}")
-    console.info(f"training {cfg.epochs} epochs on {len(data.train)} samples, validating on "
+    console.info(f"training {cfg.epochs:g} epochs on {len(data.train)} samples, validating on "
                  f"{len(data.val) if data.val else 0}; writing to {out_dir}")
     with GracefulStop() as stop:
         writer = RunWriter(out_dir, checkpoint_factory(
