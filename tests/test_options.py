@@ -153,3 +153,17 @@ def test_finetune_and_distill_json_keys(cli, trained_checkpoint: Path, tmp_path:
     assert Path(distilled["baseline_artifact"]).parent == tmp_path / "d" / "baseline"
     saved = yaml.safe_load((tmp_path / "d" / "config.yaml").read_text())
     assert saved["model"] == "cnn" and saved["model_args"] == {"width": 0.5}  # the student, as trained
+
+
+def test_distill_and_finetune_options_default_to_their_configs_declarations(cli, trained_checkpoint: Path) -> None:
+    """Their own options are None unless given: the config's declared default is the only one."""
+    from dlcli.workflows.distill_config import DistillConfig
+    from dlcli.workflows.finetune_config import FinetuneConfig
+
+    shown, declared = printed(cli, "distill", "-t", trained_checkpoint), DistillConfig(trained_checkpoint)
+    for name in ("student", "temperature", "alpha", "feature_loss", "cache_teacher", "baseline"):
+        assert shown[name] == getattr(declared, name)
+    shown, declared = printed(cli, "finetune", trained_checkpoint), FinetuneConfig(trained_checkpoint)
+    assert (shown["freeze"], shown["unfreeze_after"], shown["head_lr"]) == ("none", None, None)
+    assert declared.freeze == "none"
+    assert field_help(DistillConfig, "temperature") in " ".join(cli("distill", "--help").out.split())

@@ -106,6 +106,18 @@ def training_option(name: str) -> inspect.Parameter:
 
 TRAINING_OPTIONS = [training_option(name) for name in TRAINING_FIELDS]
 
+
+def config_option(cls: type, name: str, *decls: str, **kw: Any) -> Any:
+    """A command's own option, declared by its workflow config's field `name` (dlcli.config.option):
+    the help text and shown default come from there. The command's parameter defaults to None (not
+    given), so the config's default is the only one; see `given_values`."""
+    return typer.Option(*decls, help=field_help(cls, name), show_default=shown_default(cls, name) or False, **kw)
+
+
+def given_values(**values: Any) -> dict[str, Any]:
+    """The options the user gave (not None), to build a workflow config whose defaults fill the rest."""
+    return {key: value for key, value in values.items() if value is not None}
+
 ResumeOpt = Annotated[str | None, typer.Option(
     "--resume", help="Continue a run from its last.pt: a path, a run folder, or auto (--out's, else the newest "
     "run of this command).", rich_help_panel="Run")]

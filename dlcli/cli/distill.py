@@ -6,25 +6,22 @@ from typing import Annotated
 
 import typer
 
-from dlcli.cli._options import TrainingInvocation, parse_model_args, with_training_options
+from dlcli.cli._options import TrainingInvocation, config_option, given_values, parse_model_args, with_training_options
+from dlcli.workflows.distill_config import DistillConfig
 
 
 @with_training_options
 def distill(
-    teacher: Annotated[Path, typer.Option("--teacher", "-t", help="Teacher checkpoint (.pt).")],
-    student: Annotated[str, typer.Option(
-        "--student", "-s", help="Student: a model name (sized with -a) or a student checkpoint.")] = "cnn",
+    teacher: Annotated[Path, config_option(DistillConfig, "teacher", "--teacher", "-t")],
+    student: Annotated[str | None, config_option(DistillConfig, "student", "--student", "-s")] = None,
     student_arg: Annotated[list[str] | None, typer.Option(
         "--student-arg", "-a", help="Student model argument KEY=VALUE, e.g. -a width=0.5 (repeatable).")] = None,
-    temperature: Annotated[float, typer.Option("--temperature", "-T", help="Softening temperature T.")] = 4.0,
-    alpha: Annotated[float, typer.Option(
-        "--alpha", help="Weight of the soft (teacher) term; 1-alpha on labels.")] = 0.9,
-    feature_loss: Annotated[float, typer.Option(
-        "--feature-loss", help="Weight of an MSE hint on the features before the head (needs equal widths).")] = 0.0,
-    cache_teacher: Annotated[bool, typer.Option(
-        "--cache-teacher/--no-cache-teacher", help="Compute teacher logits once (only without --augment).")] = True,
-    baseline: Annotated[bool, typer.Option(
-        "--baseline", help="Also train the same student alone with the same budget, and compare.")] = False,
+    temperature: Annotated[float | None, config_option(DistillConfig, "temperature", "--temperature", "-T")] = None,
+    alpha: Annotated[float | None, config_option(DistillConfig, "alpha", "--alpha")] = None,
+    feature_loss: Annotated[float | None, config_option(DistillConfig, "feature_loss", "--feature-loss")] = None,
+    cache_teacher: Annotated[bool | None, config_option(
+        DistillConfig, "cache_teacher", "--cache-teacher/--no-cache-teacher")] = None,
+    baseline: Annotated[bool | None, config_option(DistillConfig, "baseline", "--baseline")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default runs/distill/expN).")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Run name under runs/distill/.")] = None,
     *,
@@ -40,13 +37,11 @@ def distill(
     train = given.train_config("distill", out)
     if train is None:
         return
-    from dlcli.workflows.distill import DistillConfig, describe, run
+    from dlcli.workflows.distill import describe, run
 
-    config = DistillConfig(  # validates, before the run folder is made
-        teacher=teacher, student=student, student_args=parse_model_args(student_arg) or {}, train=train,
-        temperature=temperature, alpha=alpha, feature_loss=feature_loss, cache_teacher=cache_teacher,
-        baseline=baseline,
-    )
+    config = DistillConfig(teacher, train=train, student_args=parse_model_args(student_arg) or {}, **given_values(
+        student=student, temperature=temperature, alpha=alpha, feature_loss=feature_loss, cache_teacher=cache_teacher,
+        baseline=baseline))  # validates, before the run folder is made
     if given.print_config:
         return given.show(describe(config))
     given.emit(run(replace(config, out_dir=given.run_folder("distill", out, name, train)), given.console()))

@@ -7,19 +7,18 @@ from typing import Annotated, Literal
 import typer
 
 from dlcli.choices import FREEZE_MODES
-from dlcli.cli._options import TrainingInvocation, with_training_options
+from dlcli.cli._options import TrainingInvocation, config_option, given_values, with_training_options
+from dlcli.workflows.finetune_config import FinetuneConfig
 
 
 @with_training_options
 def finetune(
     checkpoint: Annotated[Path | None, typer.Argument(
         help="Trained checkpoint to adapt; default: the latest run's best checkpoint.")] = None,
-    freeze: Annotated[Literal[FREEZE_MODES], typer.Option(  # type: ignore[valid-type]
-        "--freeze", help="none, backbone (train head + BatchNorm stats) or all-but-head (head only).")] = "none",
-    unfreeze_after: Annotated[int | None, typer.Option(
-        "--unfreeze-after", help="Unfreeze everything after N epochs.")] = None,
-    head_lr: Annotated[float | None, typer.Option(
-        "--head-lr", help="Learning rate of the head (default: --lr).")] = None,
+    freeze: Annotated[Literal[FREEZE_MODES] | None, config_option(  # type: ignore[valid-type]
+        FinetuneConfig, "freeze", "--freeze")] = None,
+    unfreeze_after: Annotated[int | None, config_option(FinetuneConfig, "unfreeze_after", "--unfreeze-after")] = None,
+    head_lr: Annotated[float | None, config_option(FinetuneConfig, "head_lr", "--head-lr")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default runs/finetune/expN).")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Run name under runs/finetune/.")] = None,
     *,
@@ -39,9 +38,10 @@ def finetune(
     train = given.train_config("finetune", out)
     if train is None:
         return
-    from dlcli.workflows.finetune import FinetuneConfig, describe, run
+    from dlcli.workflows.finetune import describe, run
 
-    config = FinetuneConfig(checkpoint or latest_checkpoint(), train, freeze, unfreeze_after, head_lr)  # validates
+    config = FinetuneConfig(checkpoint or latest_checkpoint(), train, **given_values(
+        freeze=freeze, unfreeze_after=unfreeze_after, head_lr=head_lr))  # validates
     if given.print_config:
         return given.show(describe(config))
     given.emit(run(replace(config, out_dir=given.run_folder("finetune", out, name, train)), given.console()))

@@ -10,7 +10,7 @@ fair way to say what distillation bought.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from dlcli.checkpoint import lineage_entry, load_checkpoint
-from dlcli.config import TrainConfig, flag_name
+from dlcli.config import TrainConfig
 from dlcli.console import Console
 from dlcli.data.dataset import Dataset
 from dlcli.data.tensors import TensorSplit
@@ -28,44 +28,14 @@ from dlcli.engine import ClassificationTask, DistillationTask, predict
 from dlcli.engine.tasks import FeatureDistillationTask
 from dlcli.errors import UsageError
 from dlcli.losses import make_loss
-from dlcli.models import MODELS, create_model, model_args
-from dlcli.validation import check, validate_fields
+from dlcli.models import MODELS, create_model
+from dlcli.workflows.distill_config import DistillConfig
 from dlcli.workflows.distill_report import Compared, summarize
 from dlcli.workflows.preparation import PreparedData, eval_batches, prepare_data, split_metrics
 from dlcli.workflows.resolve import preview, start_run, with_data, with_defaults
 from dlcli.workflows.result import CommandResult, omitted_when_none
 from dlcli.workflows.train import resolved_model_args
 from dlcli.workflows.training import TrainedRun, TrainingJob, train_and_save
-
-
-@dataclass(frozen=True)
-class DistillConfig:
-    """Distilling a teacher checkpoint into a student: both, the loss's settings, the training run's
-    config and where the run goes."""
-
-    teacher: Path
-    """The teacher checkpoint; its classes must be the data's (default data: its dataset)."""
-    student: str = "cnn"
-    """A registered model name (sized with `student_args`) or a student checkpoint to continue from."""
-    student_args: dict[str, Any] = field(default_factory=dict)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    temperature: float = field(default=4.0, metadata=check(gt=0))
-    alpha: float = field(default=0.9, metadata=check(ge=0, le=1))
-    """Weight of the soft (teacher) term; 1 - alpha on the labels."""
-    feature_loss: float = field(default=0.0, metadata=check(ge=0))
-    """Weight of an MSE hint on the features before the head (needs equal widths)."""
-    cache_teacher: bool = True
-    """Compute the teacher's logits once (only without augmentation and feature loss)."""
-    baseline: bool = False
-    """Also train the same student alone with the same budget, into OUT_DIR/baseline."""
-    out_dir: Path | None = None
-    """The run folder, made by the caller; None: a fresh runs/distill/expN."""
-
-    def __post_init__(self) -> None:
-        """Checked when built, before the command makes its run folder."""
-        validate_fields(self, flag_name)
-        if self.student in MODELS:
-            model_args(self.student, self.student_args)
 
 
 @dataclass

@@ -9,15 +9,12 @@ Freezing: `backbone` trains only the head but lets BatchNorm statistics follow t
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from torch import nn
 
 from dlcli.checkpoint import Checkpoint, lineage_entry, load_checkpoint
-from dlcli.choices import FREEZE_MODES
-from dlcli.config import TrainConfig, flag_name
 from dlcli.console import Console
 from dlcli.engine import ClassificationTask
 from dlcli.errors import UsageError
@@ -32,32 +29,11 @@ from dlcli.models.surgery import (
     transfer_weights,
 )
 from dlcli.optim import parameter_groups
-from dlcli.validation import check, validate_fields
+from dlcli.workflows.finetune_config import FinetuneConfig
 from dlcli.workflows.preparation import PreparedData, prepare_data
 from dlcli.workflows.resolve import preview, start_run, with_data, with_defaults
 from dlcli.workflows.train import TrainResult
 from dlcli.workflows.training import TrainingJob, train_and_save
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    """Adapting a trained checkpoint: the parent, the training run's config, the freezing schedule and
-    where the run goes."""
-
-    checkpoint: Path
-    """The parent checkpoint (its model, weights and, by default, dataset)."""
-    train: TrainConfig = field(default_factory=TrainConfig)
-    freeze: str = field(default="none", metadata=check(choices=FREEZE_MODES))
-    unfreeze_after: int | None = field(default=None, metadata=check(ge=0))
-    """Unfreeze everything after N epochs."""
-    head_lr: float | None = field(default=None, metadata=check(gt=0))
-    """The head's learning rate (default: the run's lr)."""
-    out_dir: Path | None = None
-    """The run folder, made by the caller; None: a fresh runs/finetune/expN."""
-
-    def __post_init__(self) -> None:
-        """Checked when built, before the command makes its run folder."""
-        validate_fields(self, flag_name)
 
 
 @dataclass
