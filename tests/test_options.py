@@ -167,3 +167,15 @@ def test_distill_and_finetune_options_default_to_their_configs_declarations(cli,
     assert (shown["freeze"], shown["unfreeze_after"], shown["head_lr"]) == ("none", None, None)
     assert declared.freeze == "none"
     assert field_help(DistillConfig, "temperature") in " ".join(cli("distill", "--help").out.split())
+
+
+def test_prune_options_come_from_prune_spec_and_config(cli, trained_checkpoint: Path) -> None:
+    from dlcli.compress.prune_spec import DEFAULT_ROUND_TO, PruneSpec
+    from dlcli.workflows.prune_config import PruneConfig
+
+    text = " ".join(cli("prune", "--help").out.split())
+    for cls, name in ((PruneSpec, "steps"), (PruneSpec, "round_to"), (PruneConfig, "recover"),
+                      (PruneConfig, "latency")):
+        assert field_help(cls, name) in text
+    cfg = printed(cli, "prune", trained_checkpoint, "--method", "channel", "--amount", "0.5")
+    assert cfg["steps"] == 1 and cfg["round_to"] == DEFAULT_ROUND_TO and cfg["recover"] == "labels"

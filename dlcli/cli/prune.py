@@ -7,39 +7,28 @@ from typing import Annotated, Any, Literal
 import typer
 
 from dlcli.choices import PRUNE_METHODS, RECOVER_MODES
-from dlcli.cli._options import TrainingInvocation, with_training_options
+from dlcli.cli._options import TrainingInvocation, config_option, given_values, with_training_options
 from dlcli.cli.common import remove_if_unused
+from dlcli.compress.prune_spec import PruneSpec
 from dlcli.errors import UsageError
+from dlcli.workflows.prune_config import RECOVERY_BATCH_SIZE, PruneConfig
 
 
 @with_training_options
 def prune(
     checkpoint: Annotated[Path | None, typer.Argument(
         help="Checkpoint to prune; default: the latest run's best checkpoint.")] = None,
-    amount: Annotated[float, typer.Option(
-        "--amount", help="Fraction to remove, in (0, 1): of weights (unstructured) or of each layer's channels "
-                         "(channel).")] = ...,  # type: ignore[assignment]
-    method: Annotated[Literal[PRUNE_METHODS], typer.Option(  # type: ignore[valid-type]
-        "--method", help="l1-unstructured (per layer), global-unstructured (one threshold) or channel "
-                         "(removes filters/neurons: a smaller, faster dense model).")] = ...,  # type: ignore[assignment]
-    steps: Annotated[int, typer.Option(
-        "--steps", help="Reach the amount in K equal rounds, with recovery training after each.")] = 1,
-    round_to: Annotated[int | None, typer.Option(
-        "--round-to", help="channel: each layer keeps the multiple of N channels nearest its target (1: no "
-        "rounding). Other widths can make onnxruntime's CPU kernels slower than the unpruned model's.",
-        show_default="4")] = None,
-    ignore: Annotated[list[str] | None, typer.Option(
-        "--ignore", help="Module name never to prune, e.g. body.0 (repeatable). The classifier head's "
-                         "outputs are never pruned.")] = None,
-    finetune_epochs: Annotated[int | None, typer.Option(
-        "--finetune-epochs", help="Recovery epochs after each round (0: none). Default 1 when the data can "
-                                  "be loaded. --epochs is the same option.")] = None,
-    recover: Annotated[Literal[RECOVER_MODES], typer.Option(  # type: ignore[valid-type]
-        "--recover", help="labels: train on the labels; kd: distil from the unpruned model.")] = "labels",
-    out: Annotated[Path | None, typer.Option(
-        "--out", "-o", help="Output checkpoint (default: next to the input, pruned-<method>-<amount>.pt).")] = None,
-    latency: Annotated[bool, typer.Option(
-        "--latency/--no-latency", help="channel: measure ONNX latency (onnxruntime, fp32) before and after.")] = True,
+    amount: Annotated[float, config_option(PruneSpec, "amount", "--amount")] = ...,  # type: ignore[assignment]
+    method: Annotated[Literal[PRUNE_METHODS], config_option(  # type: ignore[valid-type]
+        PruneSpec, "method", "--method")] = ...,  # type: ignore[assignment]
+    steps: Annotated[int | None, config_option(PruneSpec, "steps", "--steps")] = None,
+    round_to: Annotated[int | None, config_option(PruneSpec, "round_to", "--round-to")] = None,
+    ignore: Annotated[list[str] | None, config_option(PruneSpec, "ignore", "--ignore")] = None,
+    finetune_epochs: Annotated[int | None, config_option(PruneConfig, "finetune_epochs", "--finetune-epochs")] = None,
+    recover: Annotated[Literal[RECOVER_MODES] | None, config_option(  # type: ignore[valid-type]
+        PruneConfig, "recover", "--recover")] = None,
+    out: Annotated[Path | None, config_option(PruneConfig, "out", "--out", "-o")] = None,
+    latency: Annotated[bool | None, config_option(PruneConfig, "latency", "--latency/--no-latency")] = None,
     *,
     given: TrainingInvocation,
 ) -> None:
@@ -59,17 +48,16 @@ def prune(
       dlcli prune best.pt --method channel --amount 0.6 --steps 3 --recover kd --round-to 8 --json
     """
     finetune_epochs = recovery_epochs(given, finetune_epochs)
-    from dlcli.workflows.prune import RECOVERY_BATCH_SIZE, PruneConfig, describe
+    from dlcli.workflows.prune import describe
 
     train = given.train_config("prune", command_defaults={"batch_size": RECOVERY_BATCH_SIZE})
     if train is None:
         return
-    from dlcli.compress.pruning import PruneSpec
     from dlcli.runs import latest_checkpoint
 
-    spec = PruneSpec(method, amount, steps, round_to, list(ignore or []))
-    config = PruneConfig(checkpoint or latest_checkpoint(), spec, train, finetune_epochs, recover, out,
-                         force=given.force, latency=latency)  # validates, before any folder is made
+    spec = PruneSpec(method, amount, **given_values(steps=steps, round_to=round_to, ignore=ignore))
+    config = PruneConfig(checkpoint or latest_checkpoint(), spec, train, force=given.force, **given_values(
+        finetune_epochs=finetune_epochs, recover=recover, out=out, latency=latency))  # validates, before any folder
     if given.print_config:
         return given.show(describe(config))
     given.emit(run_prune(config, given))

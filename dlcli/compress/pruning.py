@@ -20,63 +20,18 @@ import sys
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.utils import prune
 
+from dlcli.compress.prune_spec import PruneSpec
 from dlcli.errors import UsageError
 from dlcli.models.surgery import head_name
 from dlcli.registry import Registry
 
 PRUNABLE = (nn.modules.conv._ConvNd, nn.Linear)
-# channel: widths are kept multiples of this unless --round-to says otherwise. onnxruntime's fast CPU
-# convolutions (NCHWc) take input channels below its SIMD block (8 or 16) or multiples of it; other
-# widths fall back to a slower path: cnn widths 6/11/22/45 (0.3 pruned, unrounded) measured 1.08x
-# the unpruned latency with 1 thread and 1.50x with 2, rounded to 4/12/24/44 0.84x and 0.96x
-# (benchmarks/bench_cnn_widths.py, results/cnn_widths.json). GPUs' tensor cores also want multiples of 4-8.
-DEFAULT_ROUND_TO = 4
-
-
-@dataclass
-class PruneSpec:
-    """What to prune and how far; validated before any model is loaded."""
-
-    method: str
-    amount: float
-    """Unstructured: fraction of weights zeroed. channel: fraction of each layer's channels removed."""
-    steps: int = 1
-    """Rounds to reach `amount` (linear schedule), with recovery training between them."""
-    round_to: int | None = None
-    """channel: keep channel counts a multiple of this (None: DEFAULT_ROUND_TO; 1: no rounding)."""
-    ignore: list[str] = field(default_factory=list)
-    """Module names (as in `model.named_modules()`) that are never pruned."""
-
-    def validate(self) -> PruneSpec:
-        PRUNERS.get(self.method)  # unknown names fail with a suggestion
-        if not 0 < self.amount < 1:
-            raise UsageError(
-                f"--amount must be strictly between 0 and 1 (the fraction of weights, or for channel the "
-                f"fraction of each layer's channels, to remove); got {self.amount}."
-            )
-        if self.steps < 1:
-            raise UsageError(f"--steps must be at least 1, got {self.steps}.")
-        if self.round_to is not None and self.round_to < 1:
-            raise UsageError(f"--round-to must be a positive channel count, got {self.round_to}.")
-        if self.round_to is not None and self.method != "channel":
-            raise UsageError("--round-to applies to --method channel only.")
-        return self
-
-    @property
-    def channel_multiple(self) -> int | None:
-        """What channel counts are rounded to (channel only): --round-to, else DEFAULT_ROUND_TO."""
-        return (self.round_to or DEFAULT_ROUND_TO) if self.method == "channel" else None
-
-    def schedule(self) -> list[float]:
-        """The cumulative amount after each round: equal steps up to the target."""
-        return [self.amount * k / self.steps for k in range(1, self.steps + 1)]
 
 
 class Pruner(ABC):

@@ -21,53 +21,22 @@ import torch
 from torch import nn
 
 from dlcli.checkpoint import Checkpoint, load_checkpoint, save_checkpoint, written_by
-from dlcli.choices import RECOVER_MODES
 from dlcli.compress import pruning
-from dlcli.compress.pruning import PruneSpec
 from dlcli.config import TrainConfig
 from dlcli.console import Console
 from dlcli.distributed import current as current_dist
 from dlcli.errors import DataNotFoundError, UsageError
 from dlcli.runs import check_step_output
 from dlcli.workflows.preparation import PreparedData, load_data, prepare_data
+from dlcli.workflows.prune_config import RECOVERY_BATCH_SIZE, PruneConfig
 from dlcli.workflows.prune_measure import accuracy_on_test, compare_onnx_latency, model_stats
 from dlcli.workflows.prune_record import pruned_checkpoint, pruning_metrics, pruning_record, verify_rebuild
 from dlcli.workflows.prune_report import report
-from dlcli.workflows.prune_rounds import RECOVERY_BATCH_SIZE, Recovery, prune_rounds, recovery_config
+from dlcli.workflows.prune_rounds import Recovery, prune_rounds, recovery_config
 from dlcli.workflows.resolve import preview, start_run, with_data
 from dlcli.workflows.result import CommandResult
 
-
-@dataclass(frozen=True)
-class PruneConfig:
-    """Pruning a checkpoint: what to prune and how far, how to recover, what to measure, where to write."""
-
-    checkpoint: Path
-    spec: PruneSpec
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=RECOVERY_BATCH_SIZE))
-    """The recovery training's config (model and default dataset: the checkpoint's)."""
-    finetune_epochs: int | None = None
-    """Recovery epochs after each round; None: 1 when the data can be loaded, else 0."""
-    recover: str = "labels"
-    """labels: train on the labels (--loss); kd: distil from the unpruned model."""
-    out: Path | None = None
-    """The pruned checkpoint; None: next to the input, pruned-<method>-<amount>.pt."""
-    run_dir: Path | None = None
-    """The recovery runs' folder (runs/prune/expN, made by the caller); None: a fresh one when recovering."""
-    force: bool = False
-    latency: bool = True
-    """channel: time both models on onnxruntime."""
-    latency_batches: tuple[int, ...] = (32, 1)
-
-    def __post_init__(self) -> None:
-        """Checked when built, before any model is loaded or folder made."""
-        self.spec.validate()
-        if self.finetune_epochs is not None and self.finetune_epochs < 0:
-            raise UsageError(f"--finetune-epochs must be 0 or more, got {self.finetune_epochs}.")
-        if self.recover not in RECOVER_MODES:
-            raise UsageError(f"--recover must be one of {', '.join(RECOVER_MODES)}, got {self.recover!r}.")
-        if self.recover == "kd" and self.finetune_epochs == 0:
-            raise UsageError("--recover kd needs recovery training: --finetune-epochs must be at least 1.")
+__all__ = ["RECOVERY_BATCH_SIZE", "PruneConfig", "PruneResult", "describe", "run"]
 
 
 @dataclass

@@ -21,15 +21,10 @@ from dlcli.errors import UsageError
 from dlcli.losses import make_loss
 from dlcli.workflows.fit import FitSetup, TrainOutcome, run_fit
 from dlcli.workflows.preparation import PreparedData
+from dlcli.workflows.prune_config import RECOVERY_LR_FACTOR
 from dlcli.workflows.prune_measure import accuracy_on_test
 from dlcli.workflows.prune_report import round_line
 from dlcli.workflows.run_writer import RunWriter
-
-# Recovery defaults (when --lr / --batch-size are not given), chosen by measurement on MNIST with the
-# default cnn (channel 0.5 and global 0.9, one epoch): batch 64 with sgd 0.1 recovered 0.2-0.5 pp more
-# than batch 128 with 0.02-0.05, and as much as batch 32 in half the steps.
-RECOVERY_LR_FACTOR = 0.5  # recovery lr = this x the optimizer's from-scratch default (sgd: 0.1)
-RECOVERY_BATCH_SIZE = 64
 
 
 def recovery_config(cfg: TrainConfig, parent: Checkpoint, finetune_epochs: int | None) -> TrainConfig:
