@@ -5,13 +5,13 @@ from typing import Annotated
 
 import typer
 
-from dlcli.cli._options import TrainingInvocation, parse_model_args, with_training_options
+from dlcli.cli._options import TrainingInvocation, config_option, parse_model_args, with_training_options
+from dlcli.config import TrainConfig
 
 
 @with_training_options
 def train(
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Model name (see `dlcli models`).",
-                                                 show_default="cnn")] = None,
+    model: Annotated[str | None, config_option(TrainConfig, "model", "--model", "-m")] = None,
     model_arg: Annotated[list[str] | None, typer.Option(
         "--model-arg", "-a", help="Model constructor argument KEY=VALUE, e.g. -a width=2 (repeatable).")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default runs/train/expN).")] = None,
