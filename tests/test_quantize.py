@@ -258,15 +258,15 @@ def test_static_without_calibration_data_is_a_usage_error(cli, trained: dict[str
 def test_accuracy_gate_fails_with_exit_1_and_writes_nothing(
     cli, trained: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dlcli.workflows import quantize as workflow
+    from dlcli.workflows import quantize_measure
 
-    real = workflow._accuracy
+    real = quantize_measure.accuracies
 
     def worse(*args, **kwargs):  # the real evaluation, with the int8 model 2 points worse
         found = real(*args, **kwargs)
-        return {**found, "accuracy": found["accuracy_fp32"] - 0.02, "accuracy_drop_pp": 2.0}
+        return {**found, "int8": {**found["int8"], "accuracy": found["fp32"]["accuracy"] - 0.02}}
 
-    monkeypatch.setattr(workflow, "_accuracy", worse)
+    monkeypatch.setattr(quantize_measure, "accuracies", worse)
     out = tmp_path / "gated.onnx"
     r = cli("quantize", trained["cnn"], "--max-accuracy-drop", "0.3", "--out", out, *FAST)
     assert r.code == 1 and "percentage points" in r.err and "nothing was written" in r.err

@@ -39,11 +39,11 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
+from dlcli.compress.int8_choices import CALIBRATIONS, METHODS
 from dlcli.compress.int8_rewrites import WEIGHTED_OPS
 from dlcli.errors import UsageError
 
-METHODS = ("static", "dynamic")
-CALIBRATIONS = ("minmax", "entropy", "percentile")
+__all__ = ["CALIBRATIONS", "METHODS"]  # re-exported: the names live in int8_choices (torch- and onnx-free)
 _CALIBRATORS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                 "percentile": CalibrationMethod.Percentile}
 CALIBRATION_BATCH = 64
