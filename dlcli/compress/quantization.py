@@ -142,6 +142,14 @@ def has_op(proto: onnx.ModelProto, op_type: str) -> bool:
     return any(node.op_type == op_type for node in proto.graph.node)
 
 
+def nodes_of_type(proto: onnx.ModelProto, op_type: str) -> list[str]:
+    """The names of the graph's `op_type` nodes, in graph order: what `--exclude NODE` takes. The
+    exporter numbers its nodes (`node_Conv_68`) by its own internal counter, which changes with the
+    model's configuration and the torch version, so code and tests look names up with this rather
+    than writing them down."""
+    return [node.name for node in proto.graph.node if node.op_type == op_type]
+
+
 def default_method(proto: onnx.ModelProto) -> str:
     """static for graphs with convolutions (CNNs), dynamic for graphs of linear layers (mlp)."""
     return "static" if has_op(proto, "Conv") else "dynamic"
