@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import platform
 import shutil
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from dlcli.errors import UsageError
 from dlcli.export.metadata import read_metadata
 from dlcli.export.onnx_export import export_onnx
 from dlcli.export.runtime import ort_session
+from dlcli.measure.environment import cpu_info
 from dlcli.models import create_model
 
 FAST = ["--iters", "3", "--calib-samples", "64", "-q"]
@@ -166,8 +168,10 @@ def test_artifact_records_its_lineage(static_run: dict, trained: dict[str, Path]
     assert step["source_sha256"] == meta["source_sha256"] == file_sha256(trained["cnn"])
     assert step["method"] == "static" and step["calibration_set"] == "mnist-sample"
     assert step["calibration_samples"] == 64 and step["calibration_method"] == "minmax"
-    assert step["per_channel"] is True and step["reduce_range"] in (True, False)
-    assert "node_Conv_68" in step["excluded_nodes"] and step["excluded_op_types"] == []  # the fp32 stem
+    cpu_default, _ = q.hardware_defaults(cpu_info()["isa"], platform.machine())  # no --reduce-range given
+    assert step["per_channel"] is True and step["reduce_range"] is cpu_default
+    stem = exported_nodes(trained["cnn"], "Conv")[0]
+    assert stem in step["excluded_nodes"] and step["excluded_op_types"] == []  # the fp32 stem
     assert meta["quantization"]["calibration"] == {"dataset": "mnist-sample", "split": "train", "samples": 64,
                                                    "seed": 0, "method": "minmax"}
     assert meta["classes"] == [str(i) for i in range(10)] and meta["dataset"] == "mnist-sample"
