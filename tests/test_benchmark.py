@@ -211,7 +211,8 @@ def test_bad_options_exit_2(artifacts: tuple[Path, Path], cli, args: list[str]) 
 
 def test_help_does_not_import_heavy_modules() -> None:
     code = ("import sys; from dlcli.cli import main\n"
-            "for cmd in (['export', '--help'], ['benchmark', '--help']):\n"
+            "for cmd in (['export', '--help'], ['benchmark', '--help'], ['quantize', '--help'], ['info', '--help'],\n"
+            "            ['compare', '--help'], ['predict', '--help']):\n"
             "    try: main(cmd)\n"
             "    except SystemExit: pass\n"
             "print(sorted(m for m in ('torch', 'onnx', 'onnxruntime', 'matplotlib') if m in sys.modules))")

@@ -73,7 +73,7 @@ def test_the_cli_builds_the_config_the_options_say(
     assert result.json() == {"command": "captured", "artifact": None}  # what run returned, printed as is
 
 
-def test_quantize_and_benchmark_choices_are_the_registries(cli) -> None:
+def test_quantize_choices_are_the_quantizer_names(cli) -> None:
     from dlcli.compress import quantization
 
     text = cli("quantize", "--help").out
