@@ -48,7 +48,7 @@ def report(found: Comparison, console: Console) -> None:
         rows.append(["test accuracy", f"{fp32.accuracy:.2%}", f"{int8.accuracy:.2%}",
                      f"{-found.accuracy_drop_pp:+.2f} pp"])
     for b, p50 in int8.latency_ms.items():
-        speedup = fp32.latency_ms[b] / p50
+        speedup = found.speedup(b) or 1.0
         change = f"{speedup:.2f}x faster" if speedup >= 1 else f"{1 / speedup:.2f}x slower"
         rows.append([f"latency batch {b} (p50 ms)", f"{fp32.latency_ms[b]:.3f}", f"{p50:.3f}", change])
     console.table("fp32 vs int8 (onnxruntime, CPU)", ["", "fp32", "int8", "int8"], rows)
