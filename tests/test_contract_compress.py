@@ -92,6 +92,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> export.ExportResult:
     return export.run(export.ExportConfig(ckpt), Console(quiet=True))
 
 
+@pytest.mark.slow  # an export and a benchmark: the end-to-end tier
 def test_export_result(exported: export.ExportResult) -> None:
     payload = exported.to_json()
     assert set(payload) == SHARED | {"checkpoint", "format", "exporter", "verification", "params", "size_bytes",
@@ -100,6 +101,7 @@ def test_export_result(exported: export.ExportResult) -> None:
     assert payload["metrics"]["max_abs_diff"] == exported.parity.max_abs_diff <= exported.parity.atol
 
 
+@pytest.mark.slow
 def test_benchmark_info_and_compare_results(exported: export.ExportResult) -> None:
     onnx_path, ckpt = Path(exported.artifact), Path(exported.checkpoint)
     bench = benchmark.run(benchmark.BenchmarkConfig((ckpt, onnx_path), (2,), warmup=0, iters=2), Console(quiet=True))
