@@ -13,7 +13,7 @@ console = Console(quiet=True)
 run = train.run(TrainConfig(model="cnn", data="mnist-sample", epochs=3), Path("runs/api"), console)
 print("trained:", run["artifact"], "test accuracy", run["metrics"]["accuracy"])
 
-onnx = export.run(Path(run["artifact"]), out=Path("runs/api/model.onnx"), force=True, console=console)
-print("exported:", onnx["artifact"], "max |onnx - torch|", onnx["metrics"]["max_abs_diff"])
+onnx = export.run(export.ExportConfig(Path(run["artifact"]), out=Path("runs/api/model.onnx"), force=True), console)
+print("exported:", onnx.artifact, "max |onnx - torch|", onnx.metrics["max_abs_diff"])
 
-print("onnx accuracy:", evaluate.run(Path(onnx["artifact"]), None, None, "auto", console)["metrics"]["accuracy"])
+print("onnx accuracy:", evaluate.run(Path(onnx.artifact), None, None, "auto", console)["metrics"]["accuracy"])
