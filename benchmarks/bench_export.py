@@ -77,14 +77,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     data = args.data or load_checkpoint(args.checkpoint).dataset
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / f"{args.checkpoint.stem}.onnx"
-        exported = export.run(args.checkpoint, onnx_path, console=console)
+        exported = export.run(export.ExportConfig(args.checkpoint, onnx_path), console).to_json()
         eval_pt = evaluate.run(evaluate.EvalConfig(args.checkpoint, data, device="cpu"), console).to_json()
-        eval_onnx = evaluate_onnx.run(onnx_path, data, None, console)
+        eval_onnx = evaluate_onnx.run(onnx_path, data, None, "cpu", console)
         agreement = full_test_agreement(args.checkpoint, onnx_path, data, console)
         bench = run_benchmark(BenchmarkConfig(
             [args.checkpoint, onnx_path], [1, 32], threads=args.threads, warmup=args.warmup, iters=args.iters,
             rounds=args.rounds, device="cpu", data=data, plot=args.out.with_suffix(".png"), force=True,
-        ), console)
+        ), console).to_json()
     speed = summarize(bench["rows"])
     report = {
         "checkpoint": str(args.checkpoint), "data": data, "environment": bench["environment"],

@@ -139,12 +139,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ckpt = checkpoint(name, getattr(args, name), console)
             console.info(f"--- {name}: dlcli quantize {ckpt}")
             result = quantize(QuantizeConfig(model=ckpt, out=Path(tmp) / f"{name}.int8.onnx", threads=threads,
-                                             iters=args.iters, rounds=args.rounds), console)
+                                             iters=args.iters, rounds=args.rounds), console).to_json()
             m = result["metrics"]
             report["models"][name] = {"checkpoint": str(ckpt), "metrics": m, "quantization": result["quantization"],
                                       "targets": check(m, targets), "target_values": targets}
             if not args.no_ablation:
-                fp32 = Path(export.run(ckpt, Path(tmp) / f"{name}.onnx", console=Console(quiet=True))["artifact"])
+                exported = export.run(export.ExportConfig(ckpt, Path(tmp) / f"{name}.onnx"), Console(quiet=True))
+                fp32 = Path(exported.artifact)
                 report["ablation"][name] = ablation(fp32, result["data"], threads, args.iters, args.rounds, console)
     show(report, console)
     atomic_write(args.out, lambda path: Path(path).write_text(json.dumps(report, indent=2, default=str) + "\n"))

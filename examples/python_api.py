@@ -14,7 +14,7 @@ config = train.TrainRunConfig(TrainConfig(model="cnn", data="mnist-sample", epoc
 run = train.run(config, console)
 print("trained:", run.artifact, "test accuracy", run.metrics["accuracy"])
 
-onnx = export.run(Path(run.artifact), out=Path("runs/api/model.onnx"), force=True, console=console)
-print("exported:", onnx["artifact"], "max |onnx - torch|", onnx["metrics"]["max_abs_diff"])
+onnx = export.run(export.ExportConfig(Path(run.artifact), out=Path("runs/api/model.onnx"), force=True), console)
+print("exported:", onnx.artifact, "max |onnx - torch|", onnx.metrics["max_abs_diff"])
 
-print("onnx accuracy:", evaluate.run(evaluate.EvalConfig(Path(onnx["artifact"])), console).metrics["accuracy"])
+print("onnx accuracy:", evaluate.run(evaluate.EvalConfig(Path(onnx.artifact)), console).metrics["accuracy"])

@@ -39,7 +39,7 @@ def make_checkpoint(path: Path) -> Path:
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("bench")
     ckpt = make_checkpoint(folder / "best.pt")
-    return ckpt, Path(export.run(ckpt, console=Console(quiet=True))["artifact"])
+    return ckpt, Path(export.run(export.ExportConfig(ckpt), Console(quiet=True)).to_json()["artifact"])
 
 
 def test_measure_times_each_call_and_rotates_inputs() -> None:
@@ -128,6 +128,15 @@ def test_benchmark_checkpoint_and_onnx(artifacts: tuple[Path, Path], tmp_path: P
     assert payload["command"] == "benchmark" and payload["artifact"] == str(out_csv)
     assert {"metrics", "device", "seconds", "environment", "rows"} <= set(payload)
     rows = payload["rows"]
+    metrics = payload["metrics"]  # the headline figures, the rows' own, keyed by label and batch size
+    for row in rows:
+        label, batch = Path(row["artifact"]).name, row["batch_size"]
+        assert metrics[f"{label}:p50_ms_b{batch}"] == row["p50_ms"]
+        assert metrics[f"{label}:throughput_b{batch}"] == row["throughput"]
+    for batch in (1, 4):  # the second artifact against the first
+        assert metrics[f"{onnx_path.name}:speedup_b{batch}"] == pytest.approx(
+            metrics[f"{ckpt.name}:p50_ms_b{batch}"] / metrics[f"{onnx_path.name}:p50_ms_b{batch}"])
+    assert f"{ckpt.name}:speedup_b1" not in metrics
     assert [(Path(r["artifact"]).suffix, r["runtime"], r["batch_size"]) for r in rows] == [
         (".pt", "pytorch", 1), (".pt", "pytorch", 4), (".onnx", "onnxruntime", 1), (".onnx", "onnxruntime", 4)]
     assert "2 rounds that alternate the artifacts" in payload["method"]
@@ -178,7 +187,7 @@ def test_static_onnx_skips_other_batch_sizes(artifacts: tuple[Path, Path], tmp_p
 def test_a_failing_runtime_is_named_in_one_line(
     artifacts: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, cli
 ) -> None:
-    from dlcli.workflows import benchmark
+    from dlcli.workflows import benchmark_artifacts as benchmark
 
     def broken(session):
         runner = real(session)
@@ -202,7 +211,8 @@ def test_bad_options_exit_2(artifacts: tuple[Path, Path], cli, args: list[str]) 
 
 def test_help_does_not_import_heavy_modules() -> None:
     code = ("import sys; from dlcli.cli import main\n"
-            "for cmd in (['export', '--help'], ['benchmark', '--help']):\n"
+            "for cmd in (['export', '--help'], ['benchmark', '--help'], ['quantize', '--help'], ['info', '--help'],\n"
+            "            ['compare', '--help'], ['predict', '--help']):\n"
             "    try: main(cmd)\n"
             "    except SystemExit: pass\n"
             "print(sorted(m for m in ('torch', 'onnx', 'onnxruntime', 'matplotlib') if m in sys.modules))")

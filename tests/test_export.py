@@ -40,7 +40,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict
     """A small cnn checkpoint on the embedded MNIST sample and its verified export (shared)."""
     folder = tmp_path_factory.mktemp("exported")
     ckpt = make_checkpoint(folder / "best.pt")
-    result = export.run(ckpt, console=Console(quiet=True))
+    result = export.run(export.ExportConfig(ckpt), Console(quiet=True)).to_json()
     return ckpt, Path(result["artifact"]), result
 
 
@@ -48,7 +48,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict
 @pytest.mark.parametrize("name", list(MODELS))
 def test_every_registered_model_exports_and_verifies(tmp_path: Path, name: str) -> None:
     ckpt = make_checkpoint(tmp_path / "model.pt", name, (1, 16, 16), dataset="not-a-dataset")  # random inputs
-    result = export.run(ckpt, console=Console(quiet=True))
+    result = export.run(export.ExportConfig(ckpt), Console(quiet=True)).to_json()
     out = tmp_path / "model.onnx"
     assert result["artifact"] == str(out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model.pt"]  # no external data, no temp
@@ -84,7 +84,7 @@ def test_falls_back_to_torchscript_exporter_and_says_so(tmp_path: Path, monkeypa
 
     monkeypatch.setattr(onnx_export, "_export_dynamo", broken)
     ckpt = make_checkpoint(tmp_path / "m.pt")
-    result = export.run(ckpt, console=Console(quiet=True))
+    result = export.run(export.ExportConfig(ckpt), Console(quiet=True)).to_json()
     assert result["exporter"]["name"] == "torchscript"
     assert "frobnicate" in result["exporter"]["fallback_reason"]
     meta = read_metadata(onnx.load(result["artifact"]))

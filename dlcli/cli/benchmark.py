@@ -49,9 +49,9 @@ def benchmark(
     from dlcli.workflows.benchmark import BenchmarkConfig, parse_batch_sizes, run
 
     cfg = BenchmarkConfig(
-        artifacts=list(artifacts), batch_sizes=parse_batch_sizes(batch_size), threads=threads, warmup=warmup,
+        artifacts=tuple(artifacts), batch_sizes=tuple(parse_batch_sizes(batch_size)), threads=threads, warmup=warmup,
         iters=iters, seconds=seconds, device=device.value if device else "auto", compile=compile, data=data,
         data_dir=str(data_dir) if data_dir else None, csv=csv, plot=plot, force=force,
         rounds=rounds,
     )
-    emit(run(cfg, make_console(quiet)), json_output)
+    emit(run(cfg, make_console(quiet)).to_json(), json_output)

@@ -27,6 +27,6 @@ def compare(
       dlcli compare runs/train/exp runs/train/exp2 runs/train/exp3
       dlcli compare best.pt best.onnx best.int8.onnx --json
     """
-    from dlcli.workflows.compare import run
+    from dlcli.workflows.compare import CompareConfig, run
 
-    emit(run(list(artifacts), all_config, make_console(quiet)), json_output)
+    emit(run(CompareConfig(tuple(artifacts), all_config), make_console(quiet)).to_json(), json_output)

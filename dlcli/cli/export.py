@@ -41,8 +41,8 @@ def export(
       dlcli export best.pt --static-batch --opset 17 --json
     """
     from dlcli.runs import latest_checkpoint
-    from dlcli.workflows.export import run
+    from dlcli.workflows.export import ExportConfig, run
 
-    console = make_console(quiet)
-    emit(run(checkpoint or latest_checkpoint(), out, opset, not static_batch, atol,
-             str(data_dir) if data_dir else None, force, console, threads=threads), json_output)
+    cfg = ExportConfig(checkpoint or latest_checkpoint(), out, opset, not static_batch, atol,
+                       str(data_dir) if data_dir else None, force, threads)
+    emit(run(cfg, make_console(quiet)).to_json(), json_output)

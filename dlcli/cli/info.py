@@ -17,10 +17,9 @@ def info(
 ) -> None:
     """Show an artifact's architecture, parameters, input shape, classes, metrics and lineage."""
     from dlcli.runs import latest_checkpoint
-    from dlcli.workflows.inspect import describe_artifact
+    from dlcli.workflows.inspect import InfoConfig, run
 
-    console = make_console(quiet)
-    emit(describe_artifact(artifact or latest_checkpoint(), console), json_output)
+    emit(run(InfoConfig(artifact or latest_checkpoint()), make_console(quiet)).to_json(), json_output)
 
 
 def models(
@@ -30,9 +29,10 @@ def models(
     quiet: QuietOpt = False,
 ) -> None:
     """List registered models with their parameter counts and constructor arguments."""
-    from dlcli.workflows.inspect import list_models
+    from dlcli.workflows.inspect import ModelsConfig, list_models, parse_shape
 
-    emit(list_models(input_shape, num_classes, make_console(quiet)), json_output)
+    cfg = ModelsConfig(parse_shape(input_shape), num_classes)
+    emit(list_models(cfg, make_console(quiet)).to_json(), json_output)
 
 
 def datasets(
@@ -41,6 +41,7 @@ def datasets(
     quiet: QuietOpt = False,
 ) -> None:
     """List datasets, where they are found or cached, and whether they are present."""
-    from dlcli.workflows.inspect import list_datasets
+    from dlcli.workflows.inspect import DatasetsConfig, list_datasets
 
-    emit(list_datasets(str(data_dir) if data_dir else None, make_console(quiet)), json_output)
+    cfg = DatasetsConfig(str(data_dir) if data_dir else None)
+    emit(list_datasets(cfg, make_console(quiet)).to_json(), json_output)

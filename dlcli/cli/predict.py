@@ -36,10 +36,10 @@ def predict(
     """
     from dlcli.workflows.predict import PredictConfig, run
 
-    cfg = PredictConfig(model, list(inputs), top_k, device.value if device else "auto")
+    cfg = PredictConfig(model, tuple(inputs), top_k, device.value if device else "auto")
     for found in run(cfg, make_console(quiet)):
         if json_output:
-            sys.stdout.write(json.dumps(found) + "\n")
+            sys.stdout.write(json.dumps(found.to_json()) + "\n")
         else:
-            sys.stdout.write(f"{found['input']}\t{found['predictions'][0]['class']}\n")
+            sys.stdout.write(f"{found.input}\t{found.top}\n")
         sys.stdout.flush()

@@ -8,17 +8,12 @@ import typer
 
 from dlcli.cli._options import DataDirOpt, DataOpt, ForceOpt, JsonOpt, MeasureThreadsOpt, QuietOpt
 from dlcli.cli.common import emit, make_console
+from dlcli.compress.int8_choices import CALIBRATIONS, METHODS
 
-
-class Method(str, Enum):
-    static = "static"
-    dynamic = "dynamic"
-
-
-class Calibration(str, Enum):
-    minmax = "minmax"
-    entropy = "entropy"
-    percentile = "percentile"
+# The choices are the quantization module's own names (int8_choices imports neither onnx nor torch).
+Method = Enum("Method", {name: name for name in METHODS}, type=str)  # type: ignore[misc]
+Calibration = Enum("Calibration", {name: name for name in CALIBRATIONS}, type=str)  # type: ignore[misc]
+DEFAULT_CALIBRATION = Calibration(CALIBRATIONS[0])
 
 
 def quantize(
@@ -32,7 +27,7 @@ def quantize(
     calib_samples: Annotated[int, typer.Option(
         "--calib-samples", help="Calibration images: a seeded random subset of the training split.")] = 512,
     calibration: Annotated[Calibration, typer.Option(
-        "--calibration", help="How activation ranges are chosen from the calibration data.")] = Calibration.minmax,
+        "--calibration", help="How activation ranges are chosen from the calibration data.")] = DEFAULT_CALIBRATION,
     per_channel: Annotated[bool, typer.Option(
         "--per-channel/--per-tensor", help="One weight scale per output channel, or one per tensor.")] = True,
     reduce_range: Annotated[bool | None, typer.Option(
@@ -67,7 +62,7 @@ def quantize(
     Examples:
       dlcli quantize runs/train/exp/best.pt
       dlcli quantize model.onnx --data mnist --calibration percentile --max-accuracy-drop 0.3
-      dlcli quantize best.pt --report-layers --exclude node_Conv_68 --json
+      dlcli quantize best.pt --report-layers --exclude Gemm --json
       dlcli quantize mlp.pt --method dynamic
     """
     from dlcli.runs import latest_checkpoint
@@ -76,8 +71,8 @@ def quantize(
     cfg = QuantizeConfig(
         model=model or latest_checkpoint(), method=method.value if method else None, data=data,
         data_dir=str(data_dir) if data_dir else None, calib_samples=calib_samples, calibration=calibration.value,
-        per_channel=per_channel, reduce_range=reduce_range, exclude=list(exclude or []),
+        per_channel=per_channel, reduce_range=reduce_range, exclude=tuple(exclude or ()),
         report_layers=report_layers, max_accuracy_drop=max_accuracy_drop, out=out, force=force, seed=seed,
         threads=threads, iters=iters,
     )
-    emit(run(cfg, make_console(quiet)), json_output)
+    emit(run(cfg, make_console(quiet)).to_json(), json_output)

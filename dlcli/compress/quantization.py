@@ -39,11 +39,11 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
+from dlcli.compress.int8_choices import CALIBRATIONS, METHODS
 from dlcli.compress.int8_rewrites import WEIGHTED_OPS
 from dlcli.errors import UsageError
 
-METHODS = ("static", "dynamic")
-CALIBRATIONS = ("minmax", "entropy", "percentile")
+__all__ = ["CALIBRATIONS", "METHODS"]  # re-exported: the names live in int8_choices (torch- and onnx-free)
 _CALIBRATORS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                 "percentile": CalibrationMethod.Percentile}
 CALIBRATION_BATCH = 64
@@ -140,6 +140,14 @@ def hardware_defaults(isa: Sequence[str], machine: str) -> tuple[bool, str]:
 
 def has_op(proto: onnx.ModelProto, op_type: str) -> bool:
     return any(node.op_type == op_type for node in proto.graph.node)
+
+
+def nodes_of_type(proto: onnx.ModelProto, op_type: str) -> list[str]:
+    """The names of the graph's `op_type` nodes, in graph order: what `--exclude NODE` takes. The
+    exporter numbers its nodes (`node_Conv_68`) by its own internal counter, which changes with the
+    model's configuration and the torch version, so code and tests look names up with this rather
+    than writing them down."""
+    return [node.name for node in proto.graph.node if node.op_type == op_type]
 
 
 def default_method(proto: onnx.ModelProto) -> str:

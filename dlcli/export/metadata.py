@@ -9,7 +9,6 @@ inside the graph (`dlcli.normalization` records it for reference). `dlcli eval` 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +16,11 @@ import numpy as np
 import onnx
 
 from dlcli import __version__
-from dlcli.checkpoint import Checkpoint, lineage_rows
-from dlcli.console import Console, result
+from dlcli.checkpoint import Checkpoint
 from dlcli.errors import InputFileError, UsageError
 from dlcli.export.runtime import load_onnx
 
 PREFIX = "dlcli."
-PARAMS_NOTE = ("weights and biases in the graph (int8 scales and zero points counted apart); fewer than the "
-               "checkpoint's parameters when BatchNorm is folded into the convolutions on export")
 METADATA_VERSION = 1
 
 
@@ -149,75 +145,3 @@ def graph_io(proto: onnx.ModelProto) -> dict[str, list[dict[str, Any]]]:
 
 def opset_version(proto: onnx.ModelProto) -> int | None:
     return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
-
-
-def describe_onnx(path: Path, console: Console) -> dict[str, Any]:
-    """`dlcli info X.onnx`: the dlcli metadata, graph inputs/outputs, opset and parameter count; for an
-    int8 file also how it was quantized, and its own measured metrics rather than its fp32 parent's."""
-    start = time.perf_counter()
-    proto = load_onnx(path)
-    meta = read_metadata(proto)
-    check_against_graph(proto, meta, path)
-    quantization = meta.get("quantization")
-    details = {
-        "format": "onnx",
-        "precision": "int8" if quantization else "fp32",
-        "model": (meta.get("model") or {}).get("name"),
-        "model_args": (meta.get("model") or {}).get("args"),
-        **parameter_counts(proto),
-        "params_note": PARAMS_NOTE,
-        "input_shape": meta.get("input_shape"),
-        "classes": meta.get("classes"),
-        "normalization": meta.get("normalization"),
-        "dataset": meta.get("dataset"),
-        "lineage": meta.get("lineage", []),
-        "size_bytes": path.stat().st_size,
-        "dlcli_version": meta.get("version"),
-        "opset": opset_version(proto),
-        "exporter": meta.get("exporter"),
-        "source_sha256": meta.get("source_sha256"),
-        **graph_io(proto),
-    }
-    if not meta:
-        console.warn(f"{path} has no dlcli metadata; showing what the graph itself says.")
-    skip = ("lineage", "classes", "inputs", "outputs")
-    rows = [[k, v] for k, v in details.items() if k not in skip and v is not None]
-    rows.append(["classes", ", ".join(details["classes"] or []) or None])
-    rows += [[f"{kind[:-1]} {v['name']}", f"{v['dtype']} {v['shape']}"]
-             for kind in ("inputs", "outputs") for v in details[kind]]
-    console.table(str(path), ["field", "value"], rows)
-    source_metrics = meta.get("metrics") or {}
-    metrics = source_metrics
-    if quantization:
-        console.table("how it was quantized", ["setting", "value"], quantization_rows(quantization))
-        metrics = quantization.get("metrics") or {}
-        details.update(quantization=quantization, source_metrics=source_metrics)
-    if metrics:
-        title = "metrics (of this int8 file, measured when it was made)" if quantization else \
-            "metrics (of the source checkpoint)"
-        console.table(title, ["metric", "value"], [[k, v] for k, v in metrics.items()])
-    if details["lineage"]:
-        console.table("lineage", ["step", "time", "details"], lineage_rows(details["lineage"]))
-    return result("info", None, metrics, None, time.perf_counter() - start, path=str(path), **details)
-
-
-def quantization_rows(record: dict[str, Any]) -> list[list[Any]]:
-    """The quantize step's record (see `dlcli.workflows.quantize`) as the settings a reader asks about."""
-    calibration = record.get("calibration")
-    if calibration:
-        calibration = (f"{calibration.get('samples')} {calibration.get('split')} samples of "
-                       f"{calibration.get('dataset')}, {calibration.get('method')}, seed {calibration.get('seed')}")
-    excluded = [*(record.get("exclude_nodes") or []), *(f"all {t}" for t in record.get("exclude_op_types") or [])]
-    rows = [
-        ["method", f"{record.get('method')} ({record.get('format')})"],
-        ["weights / activations", f"{record.get('weights')} / {record.get('activations')}"],
-        ["per channel", record.get("per_channel")],
-        ["reduce range", f"{record.get('reduce_range')} ({record.get('reduce_range_reason')})"
-         if record.get("reduce_range_reason") else record.get("reduce_range")],
-        ["calibration", calibration or "none (dynamic)"],
-        ["excluded nodes", ", ".join(excluded) or "none"],
-        ["excluded but int8 in onnxruntime", ", ".join(record.get("excluded_but_int8_in_onnxruntime") or []) or None],
-        ["graph rewrites", "; ".join(record.get("rewrites") or []) or None],
-        ["quantized on", f"{record.get('cpu')} ({' '.join(record.get('isa') or [])})" if record.get("cpu") else None],
-    ]
-    return [row for row in rows if row[1] is not None]

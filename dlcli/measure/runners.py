@@ -74,18 +74,29 @@ def time_runners(
     return measure_interleaved(calls, rounds, warmup, iters, seconds)
 
 
-def alternating_p50(
+def p50_by_batch(
     runners: dict[str, Runner], input_shape: list[int], batch_sizes: list[int], rounds: int,
     iters: int | None = None, pool: np.ndarray | None = None,
-) -> dict[str, float]:
+) -> dict[str, dict[int, float]]:
     """Compare runners on the same inputs, per batch size, interleaved in `rounds` rounds. Returns
-    {"latency_ms_b{N}{key}": p50 over all timed calls}; batch sizes that a fixed-batch runner
+    {runner key: {batch size: p50 ms over all timed calls}}; batch sizes that a fixed-batch runner
     cannot take are skipped."""
-    out: dict[str, float] = {}
+    out: dict[str, dict[int, float]] = {key: {} for key in runners}
     for batch_size in batch_sizes:
         if any(r.fixed_batch not in (None, batch_size) for r in runners.values()):
             continue
         batches = input_batches(input_shape, batch_size, pool=pool)
         stats = time_runners(runners, dict.fromkeys(runners, batches), rounds, iters=iters)
-        out.update({f"latency_ms_b{batch_size}{key}": s.p50_ms for key, s in stats.items()})
+        for key, s in stats.items():
+            out[key][batch_size] = s.p50_ms
     return out
+
+
+def alternating_p50(
+    runners: dict[str, Runner], input_shape: list[int], batch_sizes: list[int], rounds: int,
+    iters: int | None = None, pool: np.ndarray | None = None,
+) -> dict[str, float]:
+    """`p50_by_batch` flattened to {"latency_ms_b{N}{key}": p50}, the keys prune's metrics use."""
+    found = p50_by_batch(runners, input_shape, batch_sizes, rounds, iters, pool)
+    return {f"latency_ms_b{b}{key}": p50 for b in batch_sizes for key, per in found.items()
+            for batch, p50 in per.items() if batch == b}

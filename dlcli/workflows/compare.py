@@ -101,18 +101,53 @@ def headline(entry: Entry) -> float | None:
     return next((entry.metrics[k] for k in ACCURACY_KEYS if entry.metrics.get(k) is not None), None)
 
 
-def run(paths: list[Path], everything: bool, console: Console) -> dict[str, Any]:
+@dataclass(frozen=True)
+class CompareConfig:
+    artifacts: tuple[Path, ...]
+    """Run folders (their best.pt), checkpoints and/or ONNX files."""
+    all_config: bool = False
+    """Show every config key, not only those that differ."""
+
+    def __post_init__(self) -> None:
+        if not self.artifacts:
+            raise UsageError("give at least one run folder, .pt or .onnx file to compare.")
+
+
+@dataclass
+class CompareResult:
+    """What `dlcli compare --json` prints (`to_json`): the shared keys (artifact: null; metrics:
+    `<label>:accuracy` and `<label>:size_bytes` per artifact; device: null; seconds), artifacts (each
+    `Entry` with its table label) and config_differences ({key: [value per artifact]})."""
+
+    entries: list[Entry]
+    labels: list[str]
+    config_differences: dict[str, list[Any]]
+    seconds: float
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for label, entry in zip(self.labels, self.entries, strict=True):
+            accuracy = headline(entry)
+            if accuracy is not None:
+                found[f"{label}:accuracy"] = accuracy
+            found[f"{label}:size_bytes"] = entry.size_bytes
+        return found
+
+    def to_json(self) -> dict[str, Any]:
+        artifacts = [{"label": label, **asdict(e)} for label, e in zip(self.labels, self.entries, strict=True)]
+        return result("compare", None, self.metrics, None, self.seconds, artifacts=artifacts,
+                      config_differences=self.config_differences)
+
+
+def run(config: CompareConfig, console: Console) -> CompareResult:
     start = time.perf_counter()
-    if not paths:
-        raise UsageError("give at least one run folder, .pt or .onnx file to compare.")
-    entries = [describe(resolve(p)) for p in paths]
+    entries = [describe(resolve(Path(p))) for p in config.artifacts]
     labels = list(short_labels([e.path if Path(e.path).name != "best.pt" else str(Path(e.path).parent)
                                 for e in entries]).values())
-    differences = config_differences(entries, everything)
-    _show(entries, labels, differences, everything, console)
-    return result("compare", None, {}, None, time.perf_counter() - start,
-                  artifacts=[{"label": label, **asdict(e)} for label, e in zip(labels, entries, strict=True)],
-                  config_differences=differences)
+    differences = config_differences(entries, config.all_config)
+    _show(entries, labels, differences, config.all_config, console)
+    return CompareResult(entries, labels, differences, time.perf_counter() - start)
 
 
 def _show(entries: list[Entry], labels: list[str], differences: dict[str, list[Any]], everything: bool,

@@ -8,6 +8,7 @@ deletes it, so a file at the destination is always a verified one.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from dlcli.console import Console, result
 from dlcli.data.dataset import Dataset
 from dlcli.errors import DlcliError, InputFileError, UsageError, WorkError
 from dlcli.export.metadata import export_metadata, parameter_count, write_metadata, written_by
-from dlcli.export.onnx_export import ExportedModel, export_onnx
+from dlcli.export.onnx_export import export_onnx
 from dlcli.export.runtime import ort_session
 from dlcli.export.verify import (
     DEFAULT_ATOL,
@@ -39,53 +40,107 @@ from dlcli.threads import use_threads
 MIN_OPSET = 9
 
 
-def run(
-    checkpoint: Path, out: Path | None = None, opset: int | None = None, dynamic_batch: bool = True,
-    atol: float = DEFAULT_ATOL, data_dir: str | None = None, force: bool = False,
-    console: Console | None = None, dataset: Dataset | None = None, threads: int | None = None,
-) -> dict[str, Any]:
-    """`dataset`, when the caller has it loaded already (quantize), supplies the verification inputs
-    instead of a second read of the checkpoint's dataset. `threads`: see dlcli.threads."""
+@dataclass(frozen=True)
+class ExportConfig:
+    checkpoint: Path
+    """The dlcli checkpoint (.pt) to export."""
+    out: Path | None = None
+    """The .onnx file to write; None: next to the checkpoint, same name."""
+    opset: int | None = None
+    """None: the exporter's own (18 or newer); below 18 uses the TorchScript exporter."""
+    dynamic_batch: bool = True
+    atol: float = DEFAULT_ATOL
+    """Largest allowed |onnxruntime - PyTorch| logit difference."""
+    data_dir: str | None = None
+    force: bool = False
+    threads: int | None = None
+    """See dlcli.threads."""
+
+    def __post_init__(self) -> None:
+        if self.atol <= 0:
+            raise UsageError(f"--atol must be positive, got {self.atol}.")
+        if self.opset is not None and self.opset < MIN_OPSET:
+            raise UsageError(f"--opset {self.opset} is older than dlcli exports to (at least {MIN_OPSET}; the "
+                             "default is the exporter's own, currently 18 or newer).")
+
+    @property
+    def destination(self) -> Path:
+        return Path(self.out) if self.out is not None else Path(self.checkpoint).with_suffix(".onnx")
+
+
+@dataclass
+class ExportResult:
+    """What `dlcli export --json` prints (`to_json`): the shared keys (command, artifact, metrics,
+    device, seconds) and checkpoint, format, exporter, verification, params, size_bytes, sha256."""
+
+    artifact: str
+    checkpoint: str
+    exporter: dict[str, Any]
+    parity: ParityReport
+    inputs: str
+    """What the parity check ran on: "<dataset> inputs" or "random inputs"."""
+    params: int
+    size_bytes: int
+    sha256: str
+    seconds: float
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """The headline figures: parity with PyTorch and the file's size."""
+        return {"max_abs_diff": self.parity.max_abs_diff, "top1_agreement": self.parity.top1_agreement,
+                "verified_samples": self.parity.samples, "atol": self.parity.atol, "size_bytes": self.size_bytes}
+
+    def to_json(self) -> dict[str, Any]:
+        verification = {**self.parity.to_dict(), "inputs": self.inputs}
+        return result("export", self.artifact, self.metrics, "cpu", self.seconds, checkpoint=self.checkpoint,
+                      format="onnx", exporter=self.exporter, verification=verification, params=self.params,
+                      size_bytes=self.size_bytes, sha256=self.sha256)
+
+
+def run(config: ExportConfig, console: Console) -> ExportResult:
+    return export_verified(config, console, dataset=None)
+
+
+def export_verified(config: ExportConfig, console: Console, dataset: Dataset | None) -> ExportResult:
+    """`run`, with the verification inputs taken from `dataset` when the caller has it loaded already
+    (quantize) instead of a second read of the checkpoint's dataset."""
     start = time.perf_counter()
-    threads = use_threads(threads)
-    console = console or Console(quiet=True)
-    if atol <= 0:
-        raise UsageError(f"--atol must be positive, got {atol}.")
-    if opset is not None and opset < MIN_OPSET:
-        raise UsageError(f"--opset {opset} is older than dlcli exports to (at least {MIN_OPSET}; the default is "
-                         "the exporter's own, currently 18 or newer).")
+    threads = use_threads(config.threads)
+    checkpoint = Path(config.checkpoint)
     ckpt = load_checkpoint(checkpoint)
-    out = _destination(checkpoint, out, force)
+    out = _destination(config)
     model = ckpt.build_model()
     console.info(f"exporting {checkpoint} ({ckpt.model_name}, input {ckpt.input_shape}) to ONNX")
-    exported = export_onnx(model, ckpt.input_shape, opset, dynamic_batch)
+    exported = export_onnx(model, ckpt.input_shape, config.opset, config.dynamic_batch)
     if exported.fallback_reason:
         console.warn(f"used the TorchScript exporter instead of dynamo: {exported.fallback_reason}")
     step = lineage_entry("export", checkpoint, format="onnx", exporter=exported.exporter, opset=exported.opset)
-    write_metadata(exported.proto, export_metadata(ckpt, step["source_sha256"], exported.info(), dynamic_batch,
-                                                   step))
-    pool, inputs = _verification_pool(ckpt, data_dir, dynamic_batch, console, dataset)
+    write_metadata(exported.proto, export_metadata(ckpt, step["source_sha256"], exported.info(),
+                                                   config.dynamic_batch, step))
+    pool, inputs = _verification_pool(ckpt, config.data_dir, config.dynamic_batch, console, dataset)
     reports: list[ParityReport] = []
 
     def write_and_verify(tmp: str) -> None:
         onnx.save_model(exported.proto, tmp)
         check_model_file(tmp, ckpt.num_classes, label=out)
-        reports.append(compare_outputs(model, _session(tmp, threads), parity_inputs(pool, dynamic_batch), atol))
+        pair = parity_inputs(pool, config.dynamic_batch)
+        reports.append(compare_outputs(model, _session(tmp, threads), pair, config.atol))
         require_parity(reports[0])
 
     atomic_write(out, write_and_verify)
     report = reports[0]
     sizes = sorted({r["batch_size"] for r in report.runs})
-    console.info(f"verified: max |onnxruntime - pytorch| {report.max_abs_diff:.2g} (atol {atol:g}), top-1 "
+    console.info(f"verified: max |onnxruntime - pytorch| {report.max_abs_diff:.2g} (atol {config.atol:g}), top-1 "
                  f"agreement {report.top1_agreement:.2%} on {report.samples} {inputs} at batch sizes {sizes}")
-    return _result(out, checkpoint, exported, report, inputs, time.perf_counter() - start)
+    return ExportResult(str(out), str(checkpoint), exported.info(), report, inputs, parameter_count(exported.proto),
+                        out.stat().st_size, file_sha256(out), time.perf_counter() - start)
 
 
-def _destination(checkpoint: Path, out: Path | None, force: bool) -> Path:
-    out = Path(out) if out is not None else checkpoint.with_suffix(".onnx")
-    if out.exists() and out.resolve() == checkpoint.resolve():
+def _destination(config: ExportConfig) -> Path:
+    out = config.destination
+    if out.exists() and out.resolve() == Path(config.checkpoint).resolve():
         raise UsageError(f"--out {out} is the checkpoint itself; give another file name.")
-    return check_step_output(out, force, "export", written_by)
+    return check_step_output(out, config.force, "export", written_by)
 
 
 def _session(path: str, threads: int) -> Any:
@@ -113,15 +168,3 @@ def _verification_pool(
         console.info(f"verifying on seeded random inputs: {dataset.name} does not match the model's input")
         return random_inputs(ckpt.input_shape, count), "random inputs"
     return dataset.model_inputs(count), f"{dataset.name} inputs"
-
-
-def _result(
-    out: Path, checkpoint: Path, exported: ExportedModel, report: ParityReport, inputs: str, seconds: float
-) -> dict[str, Any]:
-    metrics = {"max_abs_diff": report.max_abs_diff, "top1_agreement": report.top1_agreement,
-               "verified_samples": report.samples, "atol": report.atol}
-    return result(
-        "export", str(out), metrics, "cpu", seconds, checkpoint=str(checkpoint), format="onnx",
-        exporter=exported.info(), verification={**report.to_dict(), "inputs": inputs},
-        params=parameter_count(exported.proto), size_bytes=out.stat().st_size, sha256=file_sha256(out),
-    )

@@ -197,10 +197,10 @@ def measure(
     console.info(f"measuring {len(built)} variants: test accuracy on {dataset.name}, latency on onnxruntime CPU, "
                  f"{threads} threads")
     announce_timing(method, console)
-    artifacts = [open_artifact(path, bench, threads) for path in bench.artifacts]
+    artifacts = [open_artifact(path, bench.device, bench.compile, threads) for path in bench.artifacts]
     with torch.inference_mode():
         accuracy = [a.accuracy(dataset, console)["accuracy"] for a in artifacts]
-    stats = time_all(artifacts, bench, dataset.model_inputs(POOL_SIZE), console)
+    stats = time_all(artifacts, bench.timing, dataset.model_inputs(POOL_SIZE), console)
     rows = [_row(name, b, a.params, acc, per_batch)
             for (name, b), a, acc, per_batch in zip(built.items(), artifacts, accuracy, stats, strict=True)]
     reference = rows[0]

@@ -181,9 +181,9 @@ def _training_config(recipe: Recipe, **values: Any) -> Any:
 
 
 def _export(step: Step, source: Path, target: Path, recipe: Recipe, console: Console) -> dict[str, Any]:
-    from dlcli.workflows.export import run
+    from dlcli.workflows.export import ExportConfig, run
 
-    return run(source, target, data_dir=recipe.data_dir, force=True, console=console)
+    return run(ExportConfig(source, target, data_dir=recipe.data_dir, force=True), console).to_json()
 
 
 def _quantize(step: Step, source: Path, target: Path, recipe: Recipe, console: Console) -> dict[str, Any]:
@@ -191,7 +191,7 @@ def _quantize(step: Step, source: Path, target: Path, recipe: Recipe, console: C
 
     # quantize times fp32 against int8 itself; one round suffices: the frontier measures all variants again.
     return run(QuantizeConfig(model=source, data=recipe.data, data_dir=recipe.data_dir, out=target, force=True,
-                              seed=recipe.seed, threads=recipe.threads, rounds=1), console)
+                              seed=recipe.seed, threads=recipe.threads, rounds=1), console).to_json()
 
 
 def _prune(step: Step, source: Path, target: Path, recipe: Recipe, console: Console) -> dict[str, Any]:

@@ -10,7 +10,7 @@ ONNX alike), so nothing else is applied. Results stream: each input is reported 
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,9 @@ Model = Callable[[np.ndarray], np.ndarray]
 @dataclass(frozen=True)
 class PredictConfig:
     model: Path
-    inputs: list[Path]
+    """A dlcli checkpoint (.pt) or ONNX file (one that records its input shape and classes)."""
+    inputs: tuple[Path, ...]
+    """Image files, folders of images (searched recursively) and/or .csv files (one input per row)."""
     top_k: int = 5
     device: str = "auto"
 
@@ -73,7 +75,7 @@ def load_model(path: Path, device: str) -> Loaded:
     return Loaded(call, list(ckpt.input_shape), list(ckpt.classes))
 
 
-def check_inputs(paths: list[Path]) -> None:
+def check_inputs(paths: Sequence[Path]) -> None:
     """Every path exists and is a folder, a .csv or an image file: checked before the model loads, so
     a typo fails at once rather than after the first results (file contents are checked as read)."""
     from dlcli.data.folder import IMAGE_SUFFIXES
@@ -85,7 +87,7 @@ def check_inputs(paths: list[Path]) -> None:
             raise InputFileError(f"{path}: not an image ({' '.join(sorted(IMAGE_SUFFIXES))}) or .csv file.")
 
 
-def read_inputs(paths: list[Path], input_shape: list[int]) -> Iterator[tuple[str, np.ndarray]]:
+def read_inputs(paths: Sequence[Path], input_shape: list[int]) -> Iterator[tuple[str, np.ndarray]]:
     """(name, float32 model input without the batch axis), one at a time, in the order given
     (a folder's images sorted by path)."""
     from dlcli.data.folder import IMAGE_SUFFIXES
@@ -149,7 +151,25 @@ def top_k(logits: np.ndarray, classes: list[str], k: int) -> list[dict[str, Any]
     return [{"class": classes[i], "index": int(i), "probability": float(probabilities[i])} for i in order]
 
 
-def run(cfg: PredictConfig, console: Console) -> Iterator[dict[str, Any]]:
+@dataclass(frozen=True)
+class Prediction:
+    """One input's result: `dlcli predict --json` prints one `to_json()` per line (JSON Lines), not one
+    object per command, so that results stream while a folder is still being read."""
+
+    input: str
+    """The file, or `file.csv:LINE` for a CSV row."""
+    predictions: list[dict[str, Any]]
+    """The top-k classes, most probable first: {"class", "index", "probability"}."""
+
+    @property
+    def top(self) -> str:
+        return str(self.predictions[0]["class"])
+
+    def to_json(self) -> dict[str, Any]:
+        return {"input": self.input, "predictions": self.predictions}
+
+
+def run(cfg: PredictConfig, console: Console) -> Iterator[Prediction]:
     """One result per input, yielded as soon as it is computed (and its line shown on stderr)."""
     check_inputs(cfg.inputs)
     loaded = load_model(cfg.model, cfg.device)
@@ -158,4 +178,4 @@ def run(cfg: PredictConfig, console: Console) -> Iterator[dict[str, Any]]:
     for name, x in read_inputs(cfg.inputs, loaded.input_shape):
         predictions = top_k(loaded.call(x[None])[0], loaded.classes, k)
         console.info(f"{name}  " + "  ".join(f"{p['class']} {p['probability']:.1%}" for p in predictions))
-        yield {"input": name, "predictions": predictions}
+        yield Prediction(name, predictions)

@@ -12,8 +12,9 @@ import onnx
 from dlcli.compress import quantization as q
 from dlcli.console import Console
 from dlcli.measure.timing import NOISE_BAND
+from dlcli.workflows.quantize_measure import BATCH_SIZES, Comparison
+from dlcli.workflows.quantize_plan import Plan
 
-BATCH_SIZES = (1, 32)
 LAYER_REPORT_SAMPLES = 64
 LAYER_REPORT_ROWS = 12
 WIDE_CONV_CHANNELS = 64  # below this, int8 convolutions rarely beat fp32's NCHWc kernels (measured)
@@ -35,39 +36,37 @@ def layer_report(
     return rows
 
 
-def slower_batches(m: dict[str, Any]) -> list[int]:
+def slower_batches(found: Comparison) -> list[int]:
     """Batch sizes at which int8 measured slower than fp32 by more than the noise band."""
-    return [b for b in BATCH_SIZES if m.get(f"speedup_b{b}", 1.0) < 1 - NOISE_BAND]
+    return [b for b in BATCH_SIZES if (found.speedup(b) or 1.0) < 1 - NOISE_BAND]
 
 
-def report(m: dict[str, Any], console: Console) -> None:
-    rows = [["size (bytes)", f"{m['size_bytes_fp32']:,}", f"{m['size_bytes']:,}", f"{m['size_ratio']:.0%} of fp32"]]
-    if "accuracy" in m:
-        rows.append(["test accuracy", f"{m['accuracy_fp32']:.2%}", f"{m['accuracy']:.2%}",
-                     f"{-m['accuracy_drop_pp']:+.2f} pp"])
-    for b in BATCH_SIZES:
-        if f"speedup_b{b}" in m:
-            speedup = m[f"speedup_b{b}"]
-            change = f"{speedup:.2f}x faster" if speedup >= 1 else f"{1 / speedup:.2f}x slower"
-            rows.append([f"latency batch {b} (p50 ms)", f"{m[f'latency_ms_b{b}_fp32']:.3f}",
-                         f"{m[f'latency_ms_b{b}']:.3f}", change])
+def report(found: Comparison, console: Console) -> None:
+    fp32, int8 = found.fp32, found.int8
+    rows = [["size (bytes)", f"{fp32.size_bytes:,}", f"{int8.size_bytes:,}", f"{found.size_ratio:.0%} of fp32"]]
+    if found.accuracy_drop_pp is not None:
+        rows.append(["test accuracy", f"{fp32.accuracy:.2%}", f"{int8.accuracy:.2%}",
+                     f"{-found.accuracy_drop_pp:+.2f} pp"])
+    for b, p50 in int8.latency_ms.items():
+        speedup = found.speedup(b) or 1.0
+        change = f"{speedup:.2f}x faster" if speedup >= 1 else f"{1 / speedup:.2f}x slower"
+        rows.append([f"latency batch {b} (p50 ms)", f"{fp32.latency_ms[b]:.3f}", f"{p50:.3f}", change])
     console.table("fp32 vs int8 (onnxruntime, CPU)", ["", "fp32", "int8", "int8"], rows)
 
 
-def warn_if_slower(
-    m: dict[str, Any], plan: dict[str, Any], source_proto: onnx.ModelProto, method: str, console: Console
-) -> None:
+def warn_if_slower(found: Comparison, plan: Plan, source_proto: onnx.ModelProto, console: Console) -> None:
     """Never ship a slower artifact silently: say so, and what would help on this model and CPU."""
-    slower = slower_batches(m)
+    slower = slower_batches(found)
     if not slower:
         return
-    where = ", ".join(f"batch {b} ({m[f'latency_ms_b{b}']:.3f} vs {m[f'latency_ms_b{b}_fp32']:.3f} ms)"
+    where = ", ".join(f"batch {b} ({found.int8.latency_ms[b]:.3f} vs {found.fp32.latency_ms[b]:.3f} ms)"
                       for b in slower)
+    method = plan.spec.method
     hints = []
-    if not q.has_vnni(plan["cpu"]["isa"]) and q.is_x86(platform.machine()):
+    if not q.has_vnni(plan.cpu["isa"]) and q.is_x86(platform.machine()):
         hints.append("this CPU has no VNNI, so int8 dot products are slow: a CPU with avx512_vnni, avx_vnni or "
                      "AMX runs int8 faster")
-    if method == "dynamic" and q.has_op(plan["prepared"], "Conv"):
+    if method == "dynamic" and q.has_op(plan.prepared, "Conv"):
         hints.append("dynamic quantization re-quantizes activations at run time and runs Conv as ConvInteger: "
                      "try --method static")
     widths = q.conv_widths(source_proto)
@@ -76,5 +75,5 @@ def warn_if_slower(
                      "fixed costs "
                      "(quantize/requantize, NHWC transposes, 8-bit pooling) outweigh the cheaper multiply-adds; "
                      "a wider model (e.g. `dlcli train -a width=3`) quantizes to a faster artifact")
-    hints.append(f"if speed matters more than size ({m['size_ratio']:.0%} of fp32), ship the fp32 ONNX instead")
+    hints.append(f"if speed matters more than size ({found.size_ratio:.0%} of fp32), ship the fp32 ONNX instead")
     console.warn(f"the int8 model is SLOWER than fp32 at {where}. What would help: " + "; ".join(hints) + ".")
