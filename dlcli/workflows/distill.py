@@ -125,7 +125,8 @@ def run_config(config: DistillConfig, teacher_dataset: str) -> TrainConfig:
 def describe(config: DistillConfig) -> dict[str, Any]:
     """What `distill --print-config` prints: the student's run config as resolved, then the teacher
     and the distillation settings."""
-    train = preview(run_config(config, load_checkpoint(config.teacher).dataset), "")
+    teacher_dataset = load_checkpoint(config.teacher).dataset
+    train = preview(run_config(config, teacher_dataset), teacher_dataset)
     return {**train.to_dict(), "teacher": str(config.teacher), "student": config.student,
             "student_args": config.student_args, "temperature": config.temperature, "alpha": config.alpha,
             "feature_loss": config.feature_loss, "cache_teacher": config.cache_teacher, "baseline": config.baseline}

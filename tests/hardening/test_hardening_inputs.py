@@ -19,7 +19,7 @@ def no_run_folders(isolated_env: Path) -> None:
 
 @pytest.mark.parametrize(("config", "field"), [
     ('epochs = "three"', "--epochs"), ("batch_size = [1, 2]", "--batch-size"), ('model_args = "x"', "--model-args"),
-    ("epochs = 1.7", "--epochs"), ("lr = true", "--lr"), ("momentum = 5", "--momentum"),
+    ("epochs = 0", "--epochs"), ("lr = true", "--lr"), ("momentum = 5", "--momentum"),
 ])
 def test_wrong_config_values_exit_2_naming_the_field(cli, tmp_path: Path, isolated_env: Path, config: str,
                                                      field: str) -> None:
