@@ -142,6 +142,7 @@ def test_train_and_eval_json_keys(cli, trained_checkpoint: Path, tmp_path: Path)
     assert evaluated["artifact"] is None and evaluated["metrics"]["samples"] > 0
 
 
+@pytest.mark.slow  # three training runs
 def test_finetune_and_distill_json_keys(cli, trained_checkpoint: Path, tmp_path: Path) -> None:
     tuned = cli("finetune", trained_checkpoint, *FAST_TRAIN, "--out", tmp_path / "f", "--json").json()
     assert list(tuned) == ["command", "artifact", "metrics", "device", "seconds", "run_dir", "stopped_early",
