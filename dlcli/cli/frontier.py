@@ -2,13 +2,16 @@
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from dlcli.cli._options import DataDirOpt, DataOpt, ForceOpt, JsonOpt, QuietOpt
 from dlcli.errors import EXIT_WORK
 from dlcli.workflows.frontier_rules import DEFAULT_VARIANTS, VARIANT_FORMS
+
+if TYPE_CHECKING:
+    from dlcli.workflows.frontier import FrontierResult
 
 
 def frontier(
@@ -66,7 +69,6 @@ def frontier(
       dlcli frontier best.pt --max-latency-ms 1 --max-size-mb 0.5 --json
     """
     from dlcli.cli.common import make_console
-    from dlcli.console import emit_result
     from dlcli.runs import latest_checkpoint
     from dlcli.workflows.frontier import FrontierConfig, run
     from dlcli.workflows.frontier_rules import Gates, split_list
@@ -77,13 +79,18 @@ def frontier(
         threads=threads, latency_batch=latency_batch, iters=iters, rounds=rounds,
         gates=Gates(max_accuracy_drop, max_latency_ms, max_size_mb), force=force, verbose=verbose,
     )
-    found = run(cfg, make_console(quiet))
-    chosen = found.picked
+    report(run(cfg, make_console(quiet)), json_output, pick)
+
+
+def report(found: "FrontierResult", json_output: bool, pick: bool) -> None:
+    """The table or JSON (or with --pick only the chosen path) on stdout; exit 1 when no variant passes."""
+    from dlcli.console import emit_result
+
     if json_output:
         emit_result(found.to_json(), True)
     elif pick:
-        if chosen is not None:
-            sys.stdout.write(f"{chosen['artifact']}\n")
+        if found.picked is not None:
+            sys.stdout.write(f"{found.picked['artifact']}\n")
     else:
         emit_result(found.to_json(), False)
     if not found.passing:
