@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         onnx_path = Path(tmp) / f"{args.checkpoint.stem}.onnx"
         exported = export.run(export.ExportConfig(args.checkpoint, onnx_path), console).to_json()
         eval_pt = evaluate.run(evaluate.EvalConfig(args.checkpoint, data, device="cpu"), console).to_json()
-        eval_onnx = evaluate_onnx.run(onnx_path, data, None, "cpu", console)
+        eval_onnx = evaluate_onnx.run(evaluate.EvalConfig(onnx_path, data, device="cpu"), console).to_json()
         agreement = full_test_agreement(args.checkpoint, onnx_path, data, console)
         bench = run_benchmark(BenchmarkConfig(
             [args.checkpoint, onnx_path], [1, 32], threads=args.threads, warmup=args.warmup, iters=args.iters,

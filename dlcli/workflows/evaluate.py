@@ -80,14 +80,12 @@ class EvalResult(CommandResult):
 
 def run(config: EvalConfig, console: Console) -> EvalResult:
     """Metrics of the artifact on the evaluation split, per class too; --plot draws the confusion matrix."""
-    start = time.perf_counter()
-    threads = use_threads(config.threads)
     if config.artifact.suffix.lower() == ".onnx":
         from dlcli.workflows.evaluate_onnx import run as run_onnx
 
-        found = run_onnx(config.artifact, config.data, config.data_dir, config.device, console, config.plot,
-                         config.force, threads)
-        return EvalResult(**{k: v for k, v in found.items() if k != "command"})
+        return run_onnx(config, console)
+    start = time.perf_counter()
+    use_threads(config.threads)
     ckpt = load_checkpoint(config.artifact)
     device = resolve_device(config.device)
     console.info(f"device: {describe_device(device)}")

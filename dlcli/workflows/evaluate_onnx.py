@@ -14,7 +14,7 @@ import onnx
 import torch
 from torch import nn
 
-from dlcli.console import Console, result
+from dlcli.console import Console
 from dlcli.data.dataset import Dataset
 from dlcli.data.tensors import TensorSplit
 from dlcli.engine import evaluate
@@ -23,7 +23,8 @@ from dlcli.errors import UsageError
 from dlcli.export.metadata import check_against_graph, read_metadata
 from dlcli.export.runtime import load_onnx, ort_session, predict, session_device
 from dlcli.losses import make_loss
-from dlcli.workflows.evaluate import check_compatible, evaluation_split, report_classes
+from dlcli.threads import use_threads
+from dlcli.workflows.evaluate import EvalConfig, EvalResult, check_compatible, evaluation_split, report_classes
 from dlcli.workflows.preparation import eval_batches, load_data
 
 
@@ -77,19 +78,16 @@ def load_for_eval(
     return session, dataset
 
 
-def run(
-    artifact: Path, data: str | None, data_dir: str | None, device: str, console: Console,
-    plot: Path | None = None, force: bool = False,
-    threads: int | None = None,
-) -> dict[str, Any]:
-    """`device` picks onnxruntime's execution provider: auto takes CUDA when this onnxruntime has it,
-    cuda without it is an error rather than a silent CPU run."""
+def run(config: EvalConfig, console: Console) -> EvalResult:
+    """`eval` of an ONNX file. `config.device` picks onnxruntime's execution provider: auto takes CUDA
+    when this onnxruntime has it, cuda without it is an error rather than a silent CPU run."""
     start = time.perf_counter()
-    session, dataset = load_for_eval(artifact, data, data_dir, console, device, threads)
+    threads = use_threads(config.threads)
+    session, dataset = load_for_eval(config.artifact, config.data, config.data_dir, console, config.device, threads)
     console.info(f"runtime: onnxruntime {session.get_providers()[0]}")
     split = evaluation_split(dataset, torch.device("cpu"), console)
     metrics, report = evaluate_by_class(OnnxModule(session), eval_batches(split, False), make_loss("cross-entropy"),
                                         dataset.classes)
-    extra = report_classes(artifact, dataset, metrics, report, console, plot, force)
-    return result("eval", extra.get("plot"), metrics, session_device(session), time.perf_counter() - start,
-                  checkpoint=str(artifact), data=dataset.name, runtime="onnxruntime", **extra)
+    extra = report_classes(config.artifact, dataset, metrics, report, console, config.plot, config.force)
+    return EvalResult(extra.get("plot"), metrics, session_device(session), time.perf_counter() - start,
+                      checkpoint=str(config.artifact), data=dataset.name, runtime="onnxruntime", **extra)
