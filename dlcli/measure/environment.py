@@ -88,6 +88,16 @@ def _own_cpu_seconds() -> float:
     return times.user + times.system
 
 
+def announce_timing(method: str, console: Any, advice: str = "") -> None:
+    """Say how latency will be measured, and warn when other work keeps the cores busy (the figures
+    would then be inflated): every command that times something (benchmark, frontier, quantize,
+    prune) begins its timing with this. `advice` follows the warning (what to do about it)."""
+    console.info(method)
+    warning = busy_warning()
+    if warning:
+        console.warn(f"{warning} {advice}".strip())
+
+
 def busy_warning() -> str | None:
     """One line when other work competes for the CPU (None when the machine looks idle)."""
     usage = cpu_usage()

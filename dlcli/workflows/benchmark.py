@@ -18,12 +18,12 @@ import torch
 from dlcli.console import Console, result
 from dlcli.data.dataset import Dataset
 from dlcli.errors import UsageError
-from dlcli.measure.environment import available_cores, busy_warning, environment, fingerprint
+from dlcli.measure.environment import announce_timing, available_cores, environment, fingerprint
 from dlcli.measure.timing import LatencyStats, describe_method
 from dlcli.workflows.benchmark_artifacts import Artifact, Timing, open_artifact, time_all
 from dlcli.workflows.benchmark_report import headline, show_table, write_csv, write_plot
 
-__all__ = ["POOL_SIZE", "BenchmarkConfig", "BenchmarkResult", "announce_timing", "open_artifact", "run", "time_all"]
+__all__ = ["POOL_SIZE", "BenchmarkConfig", "BenchmarkResult", "open_artifact", "run", "time_all"]
 
 POOL_SIZE = 512  # real images the timed batches rotate through, when --data is given
 COMPARE_ROUNDS = 3  # several artifacts: interleaved rounds, so a noisy spell on the machine hits all alike
@@ -93,15 +93,6 @@ class BenchmarkResult:
         return result("benchmark", self.artifact, self.metrics, devices, self.seconds, rows=self.rows,
                       environment=self.environment, method=self.method,
                       csv=str(self.csv) if self.csv else None, plot=str(self.plot) if self.plot else None)
-
-
-def announce_timing(method: str, console: Console) -> None:
-    """Say how latency will be measured, and warn when other work is keeping the cores busy (the
-    figures would then be inflated); benchmark and frontier both begin their timing with it."""
-    console.info(method)
-    warning = busy_warning()
-    if warning:
-        console.warn(warning)
 
 
 def parse_batch_sizes(text: str) -> list[int]:

@@ -188,8 +188,9 @@ def measure(
     """Accuracy and interleaved latency of every variant, as `dlcli benchmark` measures them."""
     import torch
 
+    from dlcli.measure.environment import announce_timing
     from dlcli.measure.timing import describe_method
-    from dlcli.workflows.benchmark import POOL_SIZE, BenchmarkConfig, announce_timing, open_artifact, time_all
+    from dlcli.workflows.benchmark import POOL_SIZE, BenchmarkConfig, open_artifact, time_all
 
     bench = BenchmarkConfig(artifacts=[b.artifact for b in built.values()], batch_sizes=list(BATCH_SIZES),
                             threads=threads, warmup=cfg.warmup, iters=cfg.iters, device="cpu", rounds=cfg.rounds)

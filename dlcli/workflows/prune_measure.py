@@ -64,16 +64,14 @@ def compare_onnx_latency(
 ) -> LatencyComparison:
     """Export both models to ONNX (each checked against PyTorch), then time them with onnxruntime on
     the CPU in alternating rounds, so that a machine getting busier mid-way affects both alike."""
-    from dlcli.measure.environment import available_cores, busy_warning
+    from dlcli.measure.environment import announce_timing, available_cores
     from dlcli.measure.runners import time_runners
     from dlcli.measure.timing import input_batches
 
     threads = threads or available_cores()
-    warning = busy_warning()
-    if warning:
-        console.warn(warning)
-    console.info(f"latency: ONNX fp32 on onnxruntime (CPU, {threads} threads), batches "
-                 f"{', '.join(map(str, batch_sizes))}; p50 over {LATENCY_ROUNDS} rounds alternating the two models")
+    announce_timing(f"latency: ONNX fp32 on onnxruntime (CPU, {threads} threads), batches "
+                    f"{', '.join(map(str, batch_sizes))}; p50 over {LATENCY_ROUNDS} rounds alternating the two models",
+                    console)
     runners = {key: onnx_checked(m, input_shape, threads) for key, m in (("before", original), ("after", pruned))}
     p50: dict[str, dict[int, float]] = {"before": {}, "after": {}}
     for batch in batch_sizes:

@@ -14,7 +14,7 @@ from dlcli.console import Console
 from dlcli.data.dataset import Dataset
 from dlcli.errors import InputFileError, UsageError, WorkError
 from dlcli.export.runtime import ort_session
-from dlcli.measure.environment import busy_warning
+from dlcli.measure.environment import announce_timing
 
 BATCH_SIZES = (1, 32)
 LATENCY_POOL = 512  # real images the timed batches rotate through
@@ -122,11 +122,8 @@ def _latency(
     if dataset is not None:
         pool = dataset.model_inputs(LATENCY_POOL)
         shape = list(pool.shape[1:])
-    console.info(f"latency: onnxruntime CPU, {threads} threads, p50 of {iters} calls x {rounds} rounds "
-                 "alternating fp32 and int8")
-    warning = busy_warning()
-    if warning:
-        console.warn(f"{warning} Compare with `dlcli benchmark` later.")
+    announce_timing(f"latency: onnxruntime CPU, {threads} threads, p50 of {iters} calls x {rounds} rounds "
+                    "alternating fp32 and int8", console, "Compare with `dlcli benchmark` later.")
     return p50_by_batch(runners, shape, list(BATCH_SIZES), rounds, iters=iters, pool=pool)
 
 
