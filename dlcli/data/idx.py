@@ -102,7 +102,9 @@ def _read_stream(f: BinaryIO, path: Path) -> tuple[np.ndarray, str]:
     digest.update(dims_raw)
     shape = struct.unpack(f">{ndim}I", dims_raw)
     nbytes = math.prod(shape) * dtype.itemsize
-    if nbytes > _MAX_BYTES:
+    # Zero-size dimensions count as 1 here: numpy refuses (ValueError) a shape like (2**31, 0, 2**31)
+    # whose other dimensions overflow, although it holds no values (found by Hypothesis).
+    if math.prod(max(d, 1) for d in shape) * dtype.itemsize > _MAX_BYTES:
         raise InputFileError(f"{path} is corrupt: its header announces an implausible shape {shape}")
     payload = _read_payload(f, nbytes, path)
     digest.update(payload)

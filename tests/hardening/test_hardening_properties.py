@@ -214,3 +214,14 @@ def test_examples_from_the_issue_are_refused(tmp_path: Path, values: dict[str, o
     path.write_text(yaml.safe_dump(values))
     with pytest.raises(UsageError, match=next(iter(values)).replace("_", "[-_]")):
         merge(TrainConfig, read_config_file(path), {}).validate()
+
+
+def test_idx_with_an_empty_dimension_beside_huge_ones_is_refused(tmp_path: Path) -> None:
+    """Hypothesis found it: (1722368169, 0, 3932729834) holds no values, yet numpy cannot make the
+    array (its nominal size overflows); the reader must say the shape is implausible, not crash."""
+    from dlcli.data.idx import read_idx_with_md5
+
+    path = tmp_path / "x-idx"
+    path.write_bytes(idx_header(0x0D, [1722368169, 0, 3932729834]))
+    with pytest.raises(InputFileError, match="implausible shape"):
+        read_idx_with_md5(path)
