@@ -81,7 +81,8 @@ def _clean(value: Any) -> Any:
 
 
 def emit_result(result: dict[str, Any], json_mode: bool) -> None:
-    """Print a command's result on stdout: the whole object with --json, else the artifact path."""
+    """Print a command's result (a `CommandResult.to_json()`, dlcli.workflows.result) on stdout: the whole
+    object with --json, else the artifact path."""
     if json_mode:
         write_stdout(json.dumps(_clean(result), default=str) + "\n")
     elif result.get("artifact"):
@@ -104,17 +105,3 @@ def write_stdout(text: str) -> None:
             pass
         finally:
             os.close(devnull)
-
-
-def result(
-    command: str, artifact: str | None, metrics: dict[str, Any], device: str | None, seconds: float, **extra: Any
-) -> dict[str, Any]:
-    """The shape every command's --json object shares."""
-    return {
-        "command": command,
-        "artifact": artifact,
-        "metrics": metrics,
-        "device": device,
-        "seconds": round(seconds, 3),
-        **extra,
-    }

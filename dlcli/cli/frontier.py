@@ -89,10 +89,10 @@ def report(found: "FrontierResult", json_output: bool, pick: bool) -> None:
     if json_output:
         emit_result(found.to_json(), True)
     elif pick:
-        if found.picked is not None:
-            sys.stdout.write(f"{found.picked['artifact']}\n")
+        if found.pick is not None:
+            sys.stdout.write(f"{found.pick}\n")
     else:
         emit_result(found.to_json(), False)
     if not found.passing:
-        sys.stderr.write(f"error: none of the {len(found.rows)} variants passes the gates; see {found.files['json']}\n")
+        sys.stderr.write(f"error: none of the {len(found.variants)} variants passes the gates; see {found.artifact}\n")
         raise typer.Exit(EXIT_WORK)

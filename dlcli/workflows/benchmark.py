@@ -11,17 +11,18 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
-from dlcli.console import Console, result
+from dlcli.console import Console
 from dlcli.data.dataset import Dataset
 from dlcli.errors import UsageError
 from dlcli.measure.environment import announce_timing, available_cores, environment, fingerprint
 from dlcli.measure.timing import LatencyStats, describe_method
 from dlcli.workflows.benchmark_artifacts import Artifact, Timing, open_artifact, time_all
 from dlcli.workflows.benchmark_report import headline, show_table, write_csv, write_plot
+from dlcli.workflows.result import CommandResult
 
 __all__ = ["POOL_SIZE", "BenchmarkConfig", "BenchmarkResult", "open_artifact", "run", "time_all"]
 
@@ -67,32 +68,25 @@ class BenchmarkConfig:
 
 
 @dataclass
-class BenchmarkResult:
-    """What `dlcli benchmark --json` prints (`to_json`): the shared keys (command, artifact: the CSV
-    or plot written, else null; metrics: see `benchmark_report.headline`; device; seconds) and rows
-    (one per artifact and batch size, with the machine), environment, method, csv, plot."""
+class BenchmarkResult(CommandResult):
+    """`dlcli benchmark --json`: command, artifact (the CSV or plot written, else null), metrics (see
+    `benchmark_report.headline`), device (the devices timed, comma-joined), seconds, rows (one per
+    artifact and batch size, with the machine), environment, method, csv, plot."""
 
+    command: ClassVar[str] = "benchmark"
     rows: list[dict[str, Any]]
     environment: dict[str, Any]
     method: str
-    csv: Path | None
-    plot: Path | None
-    seconds: float
+    csv: str | None
+    plot: str | None
 
-    @property
-    def artifact(self) -> str | None:
-        written = self.csv or self.plot
-        return str(written) if written else None
-
-    @property
-    def metrics(self) -> dict[str, float]:
-        return headline(self.rows)
-
-    def to_json(self) -> dict[str, Any]:
-        devices = ",".join(sorted({r["device"] for r in self.rows})) or None
-        return result("benchmark", self.artifact, self.metrics, devices, self.seconds, rows=self.rows,
-                      environment=self.environment, method=self.method,
-                      csv=str(self.csv) if self.csv else None, plot=str(self.plot) if self.plot else None)
+    @classmethod
+    def build(cls, rows: list[dict[str, Any]], environment: dict[str, Any], method: str, csv: Path | None,
+              plot: Path | None, seconds: float) -> BenchmarkResult:
+        written = csv or plot
+        devices = ",".join(sorted({r["device"] for r in rows})) or None
+        return cls(str(written) if written else None, headline(rows), devices, seconds, rows, environment, method,
+                   str(csv) if csv else None, str(plot) if plot else None)
 
 
 def parse_batch_sizes(text: str) -> list[int]:
@@ -124,7 +118,7 @@ def run(cfg: BenchmarkConfig, console: Console) -> BenchmarkResult:
     show_table(rows, console)
     csv_path = write_csv(rows, cfg.csv, cfg.force) if cfg.csv else None
     plot_path = write_plot(rows, cfg.plot, cfg.force) if cfg.plot and rows else None
-    return BenchmarkResult(rows, env, method, csv_path, plot_path, time.perf_counter() - start)
+    return BenchmarkResult.build(rows, env, method, csv_path, plot_path, time.perf_counter() - start)
 
 
 def _rows(

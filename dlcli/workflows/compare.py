@@ -10,10 +10,11 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from dlcli.console import Console, result, short_labels
+from dlcli.console import Console, short_labels
 from dlcli.errors import InputFileError, UsageError
+from dlcli.workflows.result import CommandResult
 
 ACCURACY_KEYS = ("test_accuracy", "accuracy")
 """Checkpoints record the test accuracy as test_accuracy, ONNX files (int8 measurements) as accuracy."""
@@ -114,30 +115,14 @@ class CompareConfig:
 
 
 @dataclass
-class CompareResult:
-    """What `dlcli compare --json` prints (`to_json`): the shared keys (artifact: null; metrics:
-    `<label>:accuracy` and `<label>:size_bytes` per artifact; device: null; seconds), artifacts (each
-    `Entry` with its table label) and config_differences ({key: [value per artifact]})."""
+class CompareResult(CommandResult):
+    """`dlcli compare --json`: command, artifact (null), metrics (`<label>:accuracy` and
+    `<label>:size_bytes` per artifact), device (null), seconds, artifacts (each `Entry` with its table
+    label first) and config_differences ({key: [value per artifact]})."""
 
-    entries: list[Entry]
-    labels: list[str]
+    command: ClassVar[str] = "compare"
+    artifacts: list[dict[str, Any]]
     config_differences: dict[str, list[Any]]
-    seconds: float
-
-    @property
-    def metrics(self) -> dict[str, Any]:
-        found: dict[str, Any] = {}
-        for label, entry in zip(self.labels, self.entries, strict=True):
-            accuracy = headline(entry)
-            if accuracy is not None:
-                found[f"{label}:accuracy"] = accuracy
-            found[f"{label}:size_bytes"] = entry.size_bytes
-        return found
-
-    def to_json(self) -> dict[str, Any]:
-        artifacts = [{"label": label, **asdict(e)} for label, e in zip(self.labels, self.entries, strict=True)]
-        return result("compare", None, self.metrics, None, self.seconds, artifacts=artifacts,
-                      config_differences=self.config_differences)
 
 
 def run(config: CompareConfig, console: Console) -> CompareResult:
@@ -147,7 +132,18 @@ def run(config: CompareConfig, console: Console) -> CompareResult:
                                 for e in entries]).values())
     differences = config_differences(entries, config.all_config)
     _show(entries, labels, differences, config.all_config, console)
-    return CompareResult(entries, labels, differences, time.perf_counter() - start)
+    listed = [{"label": label, **asdict(e)} for label, e in zip(labels, entries, strict=True)]
+    return CompareResult(None, _metrics(entries, labels), None, time.perf_counter() - start, listed, differences)
+
+
+def _metrics(entries: list[Entry], labels: list[str]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for label, entry in zip(labels, entries, strict=True):
+        accuracy = headline(entry)
+        if accuracy is not None:
+            found[f"{label}:accuracy"] = accuracy
+        found[f"{label}:size_bytes"] = entry.size_bytes
+    return found
 
 
 def _show(entries: list[Entry], labels: list[str], differences: dict[str, list[Any]], everything: bool,

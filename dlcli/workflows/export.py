@@ -10,13 +10,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import onnx
 
 from dlcli.checkpoint import Checkpoint, atomic_write, file_sha256, lineage_entry, load_checkpoint
-from dlcli.console import Console, result
+from dlcli.console import Console
 from dlcli.data.dataset import Dataset
 from dlcli.errors import DlcliError, InputFileError, UsageError, WorkError
 from dlcli.export.metadata import export_metadata, parameter_count, write_metadata, written_by
@@ -34,6 +34,7 @@ from dlcli.export.verify import (
 )
 from dlcli.runs import check_step_output
 from dlcli.threads import use_threads
+from dlcli.workflows.result import CommandResult, not_in_json
 
 # Oldest opset the export was tried at: cnn, resnet, mlp and vit pass the ONNX checker at 9 (a cnn
 # export also the parity check); opset 5's BatchNormalization lacks what the exporter writes.
@@ -69,32 +70,31 @@ class ExportConfig:
 
 
 @dataclass
-class ExportResult:
-    """What `dlcli export --json` prints (`to_json`): the shared keys (command, artifact, metrics,
-    device, seconds) and checkpoint, format, exporter, verification, params, size_bytes, sha256."""
+class ExportResult(CommandResult):
+    """`dlcli export --json`: command, artifact (the .onnx file), metrics (max_abs_diff, top1_agreement,
+    verified_samples, atol, size_bytes), device, seconds, checkpoint, format, exporter, verification
+    (the parity report and what it ran on), params, size_bytes, sha256."""
 
-    artifact: str
+    command: ClassVar[str] = "export"
     checkpoint: str
+    format: str
     exporter: dict[str, Any]
-    parity: ParityReport
-    inputs: str
-    """What the parity check ran on: "<dataset> inputs" or "random inputs"."""
+    verification: dict[str, Any]
+    """`ParityReport.to_dict()` and inputs: "<dataset> inputs" or "random inputs"."""
     params: int
     size_bytes: int
     sha256: str
-    seconds: float
+    parity: ParityReport = not_in_json()
 
-    @property
-    def metrics(self) -> dict[str, float]:
-        """The headline figures: parity with PyTorch and the file's size."""
-        return {"max_abs_diff": self.parity.max_abs_diff, "top1_agreement": self.parity.top1_agreement,
-                "verified_samples": self.parity.samples, "atol": self.parity.atol, "size_bytes": self.size_bytes}
-
-    def to_json(self) -> dict[str, Any]:
-        verification = {**self.parity.to_dict(), "inputs": self.inputs}
-        return result("export", self.artifact, self.metrics, "cpu", self.seconds, checkpoint=self.checkpoint,
-                      format="onnx", exporter=self.exporter, verification=verification, params=self.params,
-                      size_bytes=self.size_bytes, sha256=self.sha256)
+    @classmethod
+    def build(cls, artifact: Path, checkpoint: Path, exporter: dict[str, Any], parity: ParityReport, inputs: str,
+              params: int, seconds: float) -> ExportResult:
+        """The result of a written, verified export; the headline figures are its parity and size."""
+        size = artifact.stat().st_size
+        metrics = {"max_abs_diff": parity.max_abs_diff, "top1_agreement": parity.top1_agreement,
+                   "verified_samples": parity.samples, "atol": parity.atol, "size_bytes": size}
+        return cls(str(artifact), metrics, "cpu", seconds, str(checkpoint), "onnx", exporter,
+                   {**parity.to_dict(), "inputs": inputs}, params, size, file_sha256(artifact), parity=parity)
 
 
 def run(config: ExportConfig, console: Console) -> ExportResult:
@@ -132,8 +132,8 @@ def export_verified(config: ExportConfig, console: Console, dataset: Dataset | N
     sizes = sorted({r["batch_size"] for r in report.runs})
     console.info(f"verified: max |onnxruntime - pytorch| {report.max_abs_diff:.2g} (atol {config.atol:g}), top-1 "
                  f"agreement {report.top1_agreement:.2%} on {report.samples} {inputs} at batch sizes {sizes}")
-    return ExportResult(str(out), str(checkpoint), exported.info(), report, inputs, parameter_count(exported.proto),
-                        out.stat().st_size, file_sha256(out), time.perf_counter() - start)
+    return ExportResult.build(out, checkpoint, exported.info(), report, inputs, parameter_count(exported.proto),
+                              time.perf_counter() - start)
 
 
 def _destination(config: ExportConfig) -> Path:

@@ -14,9 +14,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from dlcli.console import Console, result
+from dlcli.console import Console
 from dlcli.errors import UsageError
 from dlcli.workflows.frontier_build import Built, Recipe, build, prepare_out_dir
 from dlcli.workflows.frontier_rules import (
@@ -31,6 +31,7 @@ from dlcli.workflows.frontier_rules import (
     pick,
     student_args,
 )
+from dlcli.workflows.result import CommandResult
 
 BATCH_SIZES = (1, 32)
 
@@ -92,56 +93,51 @@ class FrontierConfig:
 
 
 @dataclass
-class FrontierResult:
-    checkpoint: Path
-    out_dir: Path
-    rows: list[dict[str, Any]]
-    """One per variant, the reference (fp32) first; see `_row`."""
-    gates: Gates
+class FrontierResult(CommandResult):
+    """`dlcli frontier --json` (and frontier.json): command, artifact (frontier.json), metrics (see
+    `headline`), device ("cpu"), seconds, parent, out, pick and pick_variant (`picked_row`'s artifact and
+    name, or null), gates, latency_batch, threads, method, environment, files (json, csv, plot),
+    variants (one row per variant, the reference (fp32) first; see `_row`)."""
+
+    command: ClassVar[str] = "frontier"
+    parent: str
+    out: str
+    pick: str | None
+    pick_variant: str | None
+    gates: dict[str, Any]
     latency_batch: int
     threads: int
     method: str
     environment: dict[str, Any]
-    seconds: float
-    files: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def picked(self) -> dict[str, Any] | None:
-        """The row `--pick` returns (frontier_rules.pick: highest accuracy among passing, then lowest latency)."""
-        index = pick([row_point(r, self.latency_batch) for r in self.rows], [r["passes"] for r in self.rows])
-        return None if index is None else self.rows[index]
+    files: dict[str, str]
+    variants: list[dict[str, Any]]
 
     @property
     def passing(self) -> bool:
-        return any(r["passes"] for r in self.rows)
+        return any(r["passes"] for r in self.variants)
 
-    @property
-    def metrics(self) -> dict[str, Any]:
-        """The headline figures: the parent's accuracy, how many variants pass and are Pareto-optimal,
-        the largest speedup, and the picked variant's figures."""
-        b = self.latency_batch
-        chosen = self.picked
-        others = [r for r in self.rows if r["variant"] != REFERENCE]
-        metrics: dict[str, Any] = {
-            "parent_accuracy": self.rows[0]["accuracy"], "variants": len(self.rows),
-            "passing": sum(r["passes"] for r in self.rows), "pareto_optimal": sum(r["pareto"] for r in self.rows),
-            f"max_speedup_b{b}": max((r[f"speedup_b{b}"] for r in others), default=1.0),
-        }
-        if chosen is not None:
-            metrics.update({"pick_accuracy": chosen["accuracy"], "pick_accuracy_drop_pp": chosen["accuracy_drop_pp"],
-                            f"pick_p50_ms_b{b}": chosen[f"p50_ms_b{b}"], f"pick_speedup_b{b}": chosen[f"speedup_b{b}"],
-                            "pick_size_bytes": chosen["size_bytes"]})
-        return metrics
 
-    def to_json(self) -> dict[str, Any]:
-        chosen = self.picked
-        return result(
-            "frontier", self.files.get("json"), self.metrics, "cpu", self.seconds, parent=str(self.checkpoint),
-            out=str(self.out_dir), pick=chosen["artifact"] if chosen else None,
-            pick_variant=chosen["variant"] if chosen else None, gates=self.gates.to_dict(),
-            latency_batch=self.latency_batch, threads=self.threads, method=self.method,
-            environment=self.environment, files=self.files, variants=self.rows,
-        )
+def picked_row(rows: list[dict[str, Any]], latency_batch: int) -> dict[str, Any] | None:
+    """The row `--pick` returns (frontier_rules.pick: highest accuracy among passing, then lowest latency)."""
+    index = pick([row_point(r, latency_batch) for r in rows], [r["passes"] for r in rows])
+    return None if index is None else rows[index]
+
+
+def headline(rows: list[dict[str, Any]], b: int) -> dict[str, Any]:
+    """The headline figures: the parent's accuracy, how many variants pass and are Pareto-optimal, the
+    largest speedup at batch `b`, and the picked variant's figures."""
+    chosen = picked_row(rows, b)
+    others = [r for r in rows if r["variant"] != REFERENCE]
+    metrics: dict[str, Any] = {
+        "parent_accuracy": rows[0]["accuracy"], "variants": len(rows),
+        "passing": sum(r["passes"] for r in rows), "pareto_optimal": sum(r["pareto"] for r in rows),
+        f"max_speedup_b{b}": max((r[f"speedup_b{b}"] for r in others), default=1.0),
+    }
+    if chosen is not None:
+        metrics.update({"pick_accuracy": chosen["accuracy"], "pick_accuracy_drop_pp": chosen["accuracy_drop_pp"],
+                        f"pick_p50_ms_b{b}": chosen[f"p50_ms_b{b}"], f"pick_speedup_b{b}": chosen[f"speedup_b{b}"],
+                        "pick_size_bytes": chosen["size_bytes"]})
+    return metrics
 
 
 def row_point(row: dict[str, Any], latency_batch: int) -> Point:
@@ -151,7 +147,7 @@ def row_point(row: dict[str, Any], latency_batch: int) -> Point:
 def run(cfg: FrontierConfig, console: Console) -> FrontierResult:
     from dlcli.checkpoint import load_checkpoint
     from dlcli.measure.environment import available_cores, environment
-    from dlcli.workflows.frontier_report import show, write_files
+    from dlcli.workflows.frontier_report import report_files, show, write_files
 
     start = time.perf_counter()
     parent = load_checkpoint(cfg.checkpoint)
@@ -167,9 +163,13 @@ def run(cfg: FrontierConfig, console: Console) -> FrontierResult:
     env = environment(threads)
     rows, method = measure(built, dataset, cfg, threads, console)
     _mark(rows, cfg.gates, cfg.latency_batch)
-    found = FrontierResult(Path(cfg.checkpoint), out_dir, rows, cfg.gates, cfg.latency_batch, threads, method, env, 0.0)
-    found.seconds = round(time.perf_counter() - start, 3)
-    found.files = write_files(found)
+    chosen = picked_row(rows, cfg.latency_batch)
+    files = report_files(out_dir)
+    found = FrontierResult(files["json"], headline(rows, cfg.latency_batch), "cpu",
+                           round(time.perf_counter() - start, 3), str(cfg.checkpoint), str(out_dir),
+                           chosen["artifact"] if chosen else None, chosen["variant"] if chosen else None,
+                           cfg.gates.to_dict(), cfg.latency_batch, threads, method, env, files, rows)
+    write_files(found)
     show(found, console)
     return found
 

@@ -22,19 +22,18 @@ CSV_SKIP = ("lineage",)  # nested: in frontier.json only
 def show(found: FrontierResult, console: Console) -> None:
     b = found.latency_batch
     rows = [[
-        ("* " if r["pareto"] else "") + r["variant"], _short(r["parent"], found.out_dir), f"{r['accuracy']:.2%}",
+        ("* " if r["pareto"] else "") + r["variant"], _short(r["parent"], Path(found.out)), f"{r['accuracy']:.2%}",
         f"{r['accuracy_drop_pp']:+.2f}", f"{r['params']:,}", f"{r['size_bytes'] / 1e6:.3f}",
         *(f"{r[f'p50_ms_b{batch}']:.3g} / {r[f'p90_ms_b{batch}']:.3g}" for batch in (1, 32)),
         f"{r[f'speedup_b{b}']:.2f}x", "pass" if r["passes"] else "FAIL " + ", ".join(r["failures"]),
         "reused" if r["reused"] else "built",
-    ] for r in found.rows]
-    console.table(f"frontier of {found.checkpoint} (onnxruntime CPU, {found.threads} threads; * Pareto-optimal: "
+    ] for r in found.variants]
+    console.table(f"frontier of {found.parent} (onnxruntime CPU, {found.threads} threads; * Pareto-optimal: "
                   f"accuracy up, p50 at batch {b} down, size down)",
                   ["variant", "parent", "accuracy", "drop pp", "params", "MB", "b1 ms p50 / p90", "b32 ms p50 / p90",
                    f"speedup b{b}", "gates", "artifact"], rows)
-    chosen = found.picked
-    if chosen is not None:
-        console.info(f"pick (highest accuracy among passing, then lowest latency): {chosen['artifact']}")
+    if found.pick is not None:
+        console.info(f"pick (highest accuracy among passing, then lowest latency): {found.pick}")
     else:
         console.warn("no variant passes the gates.")
     console.info(f"wrote {', '.join(found.files.values())}")
@@ -48,16 +47,20 @@ def _short(path: str, out_dir: Path) -> str:
         return Path(path).name
 
 
-def write_files(found: FrontierResult) -> dict[str, str]:
-    """frontier.json (what --json prints), frontier.csv (one row per variant) and frontier.png."""
-    out = found.out_dir
-    files = {"json": str(out / "frontier.json"), "csv": str(out / "frontier.csv"), "plot": str(out / "frontier.png")}
-    found.files = files  # the JSON names all three
-    _write_csv(found.rows, Path(files["csv"]))
+def report_files(out_dir: Path) -> dict[str, str]:
+    """Where `write_files` writes: frontier.json (what --json prints), frontier.csv (one row per variant)
+    and frontier.png."""
+    return {"json": str(out_dir / "frontier.json"), "csv": str(out_dir / "frontier.csv"),
+            "plot": str(out_dir / "frontier.png")}
+
+
+def write_files(found: FrontierResult) -> None:
+    """The files `found.files` names (see `report_files`)."""
+    files = found.files
+    _write_csv(found.variants, Path(files["csv"]))
     write_plot(found, Path(files["plot"]))
     text = json.dumps(found.to_json(), indent=2, default=str) + "\n"
     atomic_write(files["json"], lambda tmp: Path(tmp).write_text(text))
-    return files
 
 
 def _write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
@@ -83,7 +86,7 @@ def write_plot(found: FrontierResult, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     b = found.latency_batch
-    rows = found.rows
+    rows = found.variants
     x = [r[f"p50_ms_b{b}"] for r in rows]
     y = [r["accuracy"] * 100 for r in rows]
     biggest = max(r["size_bytes"] for r in rows) or 1
@@ -110,7 +113,7 @@ def write_plot(found: FrontierResult, path: Path) -> Path:
     scale = ", log scale" if log else ""
     ax.set_xlabel(f"p50 latency at batch {b} (ms{scale}; onnxruntime CPU, {found.threads} threads)")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"dlcli frontier of {found.checkpoint.name}: marker area is file size")
+    ax.set_title(f"dlcli frontier of {Path(found.parent).name}: marker area is file size")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()

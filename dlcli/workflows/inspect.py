@@ -7,12 +7,13 @@ The ONNX metadata itself is read by `dlcli.export.metadata`; the tables and the 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from dlcli.console import Console, result
+from dlcli.console import Console
 from dlcli.errors import UsageError
+from dlcli.workflows.result import CommandResult, inlined
 
 PARAMS_NOTE = ("weights and biases in the graph (int8 scales and zero points counted apart); fewer than the "
                "checkpoint's parameters when BatchNorm is folded into the convolutions on export")
@@ -25,21 +26,17 @@ class InfoConfig:
 
 
 @dataclass
-class InfoResult:
-    """What `dlcli info --json` prints (`to_json`): the shared keys (artifact: null, metrics: the
-    artifact's recorded metrics, an int8 file's own; device: null; seconds), path, and the artifact's
-    fields (`details`): for a checkpoint format_version, model, model_args, params, input_shape,
-    classes, normalization, dataset, lineage, size_bytes, dlcli_version; for an ONNX file format,
-    precision, the same model fields, params, quantization_params, params_note, opset, exporter,
-    source_sha256, inputs, outputs, and for an int8 file quantization and source_metrics."""
+class InfoResult(CommandResult):
+    """`dlcli info --json`: command, artifact (null), metrics (the artifact's recorded metrics, an int8
+    file's own), device (null), seconds, path, and the artifact's fields (`details`, printed at the top
+    level): for a checkpoint format_version, model, model_args, params, input_shape, classes,
+    normalization, dataset, lineage, size_bytes, dlcli_version; for an ONNX file format, precision, the
+    same model fields, params, quantization_params, params_note, opset, exporter, source_sha256, inputs,
+    outputs, and for an int8 file quantization and source_metrics."""
 
+    command: ClassVar[str] = "info"
     path: str
-    details: dict[str, Any]
-    metrics: dict[str, Any]
-    seconds: float
-
-    def to_json(self) -> dict[str, Any]:
-        return result("info", None, self.metrics, None, self.seconds, path=self.path, **self.details)
+    details: dict[str, Any] = inlined()
 
 
 def run(config: InfoConfig, console: Console) -> InfoResult:
@@ -47,7 +44,7 @@ def run(config: InfoConfig, console: Console) -> InfoResult:
     path = Path(config.artifact)
     describe = describe_onnx if path.suffix.lower() == ".onnx" else describe_checkpoint
     details, metrics = describe(path, console)
-    return InfoResult(str(path), details, metrics, time.perf_counter() - start)
+    return InfoResult(None, metrics, None, time.perf_counter() - start, str(path), details)
 
 
 def describe_checkpoint(path: Path, console: Console) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -172,26 +169,25 @@ class DatasetsConfig:
 
 
 @dataclass
-class ListingResult:
-    """What `dlcli models --json` / `dlcli datasets --json` print: the shared keys (artifact: null,
-    metrics: {"count": entries}, device: null, seconds) and the entries under `key` ("models" or
-    "datasets"), plus `extra` (datasets: cache_dir)."""
+class ModelsResult(CommandResult):
+    """`dlcli models --json`: command, artifact (null), metrics ({"count": models}), device (null),
+    seconds, models (name, params, args, summary, doc, arg_checks per registered model)."""
 
-    command: str
-    key: str
-    entries: list[dict[str, Any]]
-    seconds: float
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def metrics(self) -> dict[str, Any]:
-        return {"count": len(self.entries)}
-
-    def to_json(self) -> dict[str, Any]:
-        return result(self.command, None, self.metrics, None, self.seconds, **{self.key: self.entries}, **self.extra)
+    command: ClassVar[str] = "models"
+    models: list[dict[str, Any]]
 
 
-def list_models(config: ModelsConfig, console: Console) -> ListingResult:
+@dataclass
+class DatasetsResult(CommandResult):
+    """`dlcli datasets --json`: command, artifact (null), metrics ({"count": datasets}), device (null),
+    seconds, datasets (`dlcli.data.catalog.dataset_status` per catalog entry), cache_dir."""
+
+    command: ClassVar[str] = "datasets"
+    datasets: list[dict[str, Any]]
+    cache_dir: str
+
+
+def list_models(config: ModelsConfig, console: Console) -> ModelsResult:
     import inspect as pyinspect
 
     from dlcli.models import MODELS, count_parameters, create_model, model_args
@@ -212,10 +208,10 @@ def list_models(config: ModelsConfig, console: Console) -> ListingResult:
                   [[e["name"], f"{e['params']:,}" if e["params"] else "-", e["args"], e["summary"]] for e in entries])
     console.table("model arguments (-a KEY=VALUE): type and allowed range", ["model", "argument", "accepts"],
                   [[e["name"], key, text] for e in entries for key, text in e["arg_checks"].items()])
-    return ListingResult("models", "models", entries, time.perf_counter() - start)
+    return ModelsResult(None, {"count": len(entries)}, None, time.perf_counter() - start, entries)
 
 
-def list_datasets(config: DatasetsConfig, console: Console) -> ListingResult:
+def list_datasets(config: DatasetsConfig, console: Console) -> DatasetsResult:
     from dlcli.data.catalog import DATASETS, dataset_status
     from dlcli.data.locate import cache_dir
 
@@ -224,5 +220,5 @@ def list_datasets(config: DatasetsConfig, console: Console) -> ListingResult:
     console.table(f"datasets (cache: {cache_dir()})", ["name", "present", "path", "summary"],
                   [[e["name"], "yes" if e["present"] else "no", e.get("path"), e.get("summary")] for e in entries])
     console.info("also: folder:PATH (one sub-folder of images per class), csv:PATH (features + label column)")
-    return ListingResult("datasets", "datasets", entries, time.perf_counter() - start,
-                         {"cache_dir": str(cache_dir())})
+    return DatasetsResult(None, {"count": len(entries)}, None, time.perf_counter() - start, entries,
+                          str(cache_dir()))

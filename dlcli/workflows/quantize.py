@@ -17,14 +17,14 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import onnx
 
 from dlcli.checkpoint import atomic_write
 from dlcli.compress import quantization as q
 from dlcli.compress.int8_choices import CALIBRATIONS, METHODS
-from dlcli.console import Console, result
+from dlcli.console import Console
 from dlcli.data.dataset import Dataset
 from dlcli.errors import InputFileError, UsageError
 from dlcli.export.metadata import read_metadata, write_metadata, written_by
@@ -44,6 +44,7 @@ from dlcli.workflows.quantize_plan import (
     why_method,
 )
 from dlcli.workflows.quantize_report import layer_report, report, slower_batches, warn_if_slower
+from dlcli.workflows.result import CommandResult, not_in_json
 
 LATENCY_ROUNDS = 3
 
@@ -103,34 +104,30 @@ class QuantizeConfig:
 
 
 @dataclass
-class QuantizeResult:
-    """What `dlcli quantize --json` prints (`to_json`): the shared keys (command, artifact, metrics,
-    device, seconds) and source, method, quantization (the settings, as the file's metadata records
-    them), data, slower_than_fp32, fp32_activations, threads, layers. `metrics` holds the int8
-    figures under plain keys and the source's under `_fp32` keys (see `Comparison.to_metrics`)."""
+class QuantizeResult(CommandResult):
+    """`dlcli quantize --json`: command, artifact (the int8 file), metrics (the int8 figures under plain
+    keys and the source's under `_fp32` keys, see `Comparison.to_metrics`), device, seconds, source,
+    method, quantization (the settings, as the file's metadata records them), data, slower_than_fp32,
+    fp32_activations, threads, layers."""
 
-    artifact: str
+    command: ClassVar[str] = "quantize"
     source: str
     method: str
-    found: Comparison
-    plan: Plan
-    outcome: Outcome
+    quantization: dict[str, Any]
     data: str | None
+    slower_than_fp32: list[int]
+    fp32_activations: list[str]
     threads: int
     layers: list[dict[str, Any]]
-    seconds: float
+    found: Comparison = not_in_json()
+    """The fp32-vs-int8 measurement (speedup(batch), accuracy_drop_pp, ...), for Python callers."""
 
-    @property
-    def metrics(self) -> dict[str, Any]:
-        return self.found.to_metrics()
-
-    def to_json(self) -> dict[str, Any]:
-        return result(
-            "quantize", self.artifact, self.metrics, "cpu", self.seconds, source=self.source, method=self.method,
-            quantization=spec_record(self.plan, self.outcome), data=self.data,
-            slower_than_fp32=slower_batches(self.found), fp32_activations=self.outcome.fp32_activations,
-            threads=self.threads, layers=self.layers,
-        )
+    @classmethod
+    def build(cls, artifact: Path, source: Path, method: str, found: Comparison, plan: Plan, outcome: Outcome,
+              data: str | None, threads: int, layers: list[dict[str, Any]], seconds: float) -> QuantizeResult:
+        return cls(str(artifact), found.to_metrics(), "cpu", seconds, str(source), method,
+                   spec_record(plan, outcome), data, slower_batches(found), outcome.fp32_activations, threads,
+                   layers, found=found)
 
 
 @dataclass(frozen=True)
@@ -165,8 +162,8 @@ def run(cfg: QuantizeConfig, console: Console) -> QuantizeResult:
     found = found.with_int8_size(out.stat().st_size)
     report(found, console)
     warn_if_slower(found, plan, source.proto, console)
-    return QuantizeResult(str(out), str(cfg.model), method, found, plan, outcome,
-                          dataset.name if dataset else None, threads, layers, time.perf_counter() - start)
+    return QuantizeResult.build(out, cfg.model, method, found, plan, outcome, dataset.name if dataset else None,
+                                threads, layers, time.perf_counter() - start)
 
 
 def choose_method(cfg: QuantizeConfig, source: Source, dataset: Dataset | None, console: Console) -> str:
