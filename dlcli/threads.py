@@ -14,12 +14,8 @@ Nothing here imports torch at module level: the CLI's option parsing imports thi
 from __future__ import annotations
 
 import os
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 LOADAVG = Path("/proc/loadavg")
 SAMPLES = 3  # a few reads a few ms apart: the running count flickers as tasks block and wake
@@ -72,26 +68,3 @@ def use_threads(threads: int | None) -> int:
     count = resolve_threads(threads)
     torch.set_num_threads(count)
     return count
-
-
-@contextmanager
-def in_background(fn: Callable[..., Any], *args: Any) -> Iterator[None]:
-    """Run `fn(*args)` in a thread while the `with` body runs; wait for it at the end and re-raise
-    its error, so work overlapped this way fails the same as work done in line. Worth it only when
-    one side spends its time outside the GIL (PyTorch kernels, file I/O)."""
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            fn(*args)
-        except BaseException as exc:  # handed to the caller's thread below
-            errors.append(exc)
-
-    thread = threading.Thread(target=target, name=f"dlcli-{getattr(fn, '__name__', 'work')}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        thread.join()
-    if errors:
-        raise errors[0]

@@ -59,24 +59,3 @@ def test_commands_set_the_threads_they_are_given(cli, tmp_path: Path) -> None:
         assert bad.code == 2 and "--threads must be" in bad.err
     finally:
         torch.set_num_threads(previous)
-
-
-def test_in_background_overlaps_and_hands_errors_back() -> None:
-    """The background work runs while the body does (the body sees it start) and its error is
-    raised in the caller, after the body, never lost in the thread."""
-    import threading
-
-    from dlcli.threads import in_background
-
-    started = threading.Event()
-    with in_background(started.set):
-        assert started.wait(5)
-
-    def fail() -> None:
-        raise ValueError("drawing failed")
-
-    body_ran = False
-    with pytest.raises(ValueError, match="drawing failed"):
-        with in_background(fail):
-            body_ran = True
-    assert body_ran

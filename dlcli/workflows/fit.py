@@ -27,7 +27,6 @@ from dlcli.errors import Interrupted
 from dlcli.losses import make_loss
 from dlcli.optim import make_optimizer, make_scheduler, parameter_groups
 from dlcli.plots import plot_curves
-from dlcli.threads import in_background
 from dlcli.workflows.preparation import PreparedData, eval_batches, split_metrics, train_batches
 from dlcli.workflows.resolve import channels_last_rule
 from dlcli.workflows.run_writer import RunWriter
@@ -132,12 +131,9 @@ def run_fit(
     if result.skipped_batches:
         console.warn(f"skipped {result.skipped_batches} batch(es) with a non-finite loss (--skip-nonfinite)")
     ctx.barrier()  # best.pt is complete before any rank reads it
-    if not ctx.is_main:
-        return TrainOutcome(result, {}, writer.best_path, writer.last_path)
-    # curves.png is drawn while the test split is evaluated: importing matplotlib and drawing is
-    # single-threaded Python (~0.8 s) and the evaluation mostly runs in PyTorch's kernels.
-    with in_background(plot_curves, result.history, writer.out_dir / "curves.png"):
-        test_metrics = finish_run(writer, data, channels_last, device)
+    test_metrics = finish_run(writer, data, channels_last, device) if ctx.is_main else {}
+    if ctx.is_main:
+        plot_curves(result.history, writer.out_dir / "curves.png")
     return TrainOutcome(result, test_metrics, writer.best_path, writer.last_path)
 
 
