@@ -129,8 +129,11 @@ def test_out_dir_is_not_overwritten_without_force(cli, tmp_path: Path) -> None:
 
 
 def test_default_run_folders_do_not_collide(cli, isolated_env: Path) -> None:
-    first = Path(cli("train", *FAST_TRAIN).out.strip())
-    second = Path(cli("train", *FAST_TRAIN).out.strip())
+    table = isolated_env / "t.csv"  # the cheapest real training: a 2-feature table and a tiny mlp
+    table.write_text("a,b,label\n" + "".join(f"{i % 2 + i / 100},{i / 50},{i % 2}\n" for i in range(40)))
+    tiny = ["-m", "mlp", "-a", "hidden=[4]", "--data", f"csv:{table}", "--epochs", "1", "-q", "--threads", "1"]
+    first = Path(cli("train", *tiny).out.strip())
+    second = Path(cli("train", *tiny).out.strip())
     assert first.parent != second.parent
     assert first.parent.parent == isolated_env / "runs" / "train"
 
