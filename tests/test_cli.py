@@ -128,12 +128,9 @@ def test_out_dir_is_not_overwritten_without_force(cli, tmp_path: Path) -> None:
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 1  # a rerun does not append to the old run
 
 
-def test_default_run_folders_do_not_collide(cli, isolated_env: Path) -> None:
-    table = isolated_env / "t.csv"  # the cheapest real training: a 2-feature table and a tiny mlp
-    table.write_text("a,b,label\n" + "".join(f"{i % 2 + i / 100},{i / 50},{i % 2}\n" for i in range(40)))
-    tiny = ["-m", "mlp", "-a", "hidden=[4]", "--data", f"csv:{table}", "--epochs", "1", "-q", "--threads", "1"]
-    first = Path(cli("train", *tiny).out.strip())
-    second = Path(cli("train", *tiny).out.strip())
+def test_default_run_folders_do_not_collide(cli, isolated_env: Path, tiny_train: list[str]) -> None:
+    first = Path(cli("train", *tiny_train).out.strip())
+    second = Path(cli("train", *tiny_train).out.strip())
     assert first.parent != second.parent
     assert first.parent.parent == isolated_env / "runs" / "train"
 
