@@ -319,7 +319,8 @@ def test_exclude_keeps_op_types_and_nodes_fp32(
     assert "node_linear" in fp32_weights and second in fp32_weights  # weights not dequantized
     assert any(n.op_type == "Conv" and n.name not in fp32_weights for n in graph.node)  # the others are int8
     step = read_metadata(onnx.load(str(out)))["lineage"][-1]
-    assert step["excluded_op_types"] == ["Gemm"] and set(step["excluded_nodes"]) == {stem, second}
+    assert step["excluded_op_types"] == ["Gemm"] and {stem, second} <= set(step["excluded_nodes"])
+    assert third not in step["excluded_nodes"]
     assert r.json()["quantization"]["excluded_but_int8_in_onnxruntime"] == []
     # A conv between int8 layers is re-quantized by onnxruntime at load time: said, never hidden.
     again = cli("quantize", trained["cnn"], "--exclude", third, "--out", out, "--json", "--iters", "3",
