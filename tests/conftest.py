@@ -52,6 +52,15 @@ FAST_TRAIN = ["--data", "mnist-sample", "--epochs", "1", "--train-samples", "600
               "--threads", "1"]
 
 
+@pytest.fixture
+def tiny_train(tmp_path: Path) -> list[str]:
+    """`dlcli train` options for the cheapest real training: a tiny mlp on a 40-row, 2-feature table,
+    for tests about run folders and files rather than about what is learnt."""
+    table = tmp_path / "tiny.csv"
+    table.write_text("a,b,label\n" + "".join(f"{i % 2 + i / 100},{i / 50},{i % 2}\n" for i in range(40)))
+    return ["-m", "mlp", "-a", "hidden=[4]", "--data", f"csv:{table}", "--epochs", "1", "-q", "--threads", "1"]
+
+
 @pytest.fixture(scope="session")
 def _session_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Train the tiny model once per session; tests get their own copy (see trained_checkpoint)."""

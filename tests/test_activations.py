@@ -11,6 +11,7 @@ import torch
 from conftest import FAST_TRAIN
 from torch import nn
 
+from dlcli.checkpoint import load_checkpoint
 from dlcli.errors import UsageError
 from dlcli.export.onnx_export import export_onnx
 from dlcli.export.runtime import ort_session
@@ -80,7 +81,9 @@ def test_cnn_with_each_activation_trains_exports_and_quantizes(cli, tmp_path: Pa
     quantized = cli("quantize", checkpoint, "--iters", "1", "--calib-samples", "16", "--json")
     assert quantized.code == 0, quantized.err
     result = quantized.json()
-    assert result["metrics"]["accuracy"] is not None and result["metrics"]["size_bytes"] > 0
+    metrics = result["metrics"]  # the fp32 export scores what the checkpoint scored on the same test split
+    assert metrics["accuracy_fp32"] == pytest.approx(load_checkpoint(checkpoint).metrics["test_accuracy"], abs=0.002)
+    assert 0 <= metrics["accuracy"] <= 1 and metrics["size_bytes"] == Path(result["artifact"]).stat().st_size
     # onnxruntime has int8 kernels for Relu (fused) and Sigmoid (SiLU = Sigmoid * x), none for Gelu or
     # Tanh: quantize names what it leaves in float rather than implying a speed-up.
     left_fp32 = {"gelu": ["Gelu"], "tanh": ["Tanh"]}.get(activation, [])

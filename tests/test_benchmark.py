@@ -7,6 +7,7 @@ import csv
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import onnx
@@ -18,6 +19,7 @@ from dlcli.console import Console
 from dlcli.errors import UsageError
 from dlcli.export.onnx_export import export_onnx
 from dlcli.measure import environment as environment_module
+from dlcli.measure import timing
 from dlcli.measure.environment import busy_warning, cpu_info, cpu_usage, environment, fingerprint
 from dlcli.measure.timing import describe_method, input_batches, measure, measure_interleaved
 from dlcli.models import create_model
@@ -52,9 +54,17 @@ def test_measure_times_each_call_and_rotates_inputs() -> None:
     assert stats.throughput > 0
 
 
-def test_measure_stops_at_the_time_budget() -> None:
-    stats = measure(lambda b: None, [np.zeros((1, 1))], warmup=0, seconds=0.02)
-    assert stats.runs >= 1 and stats.p50_ms >= 0
+def test_measure_stops_at_the_time_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = {"ns": 0}  # a fake clock that only the measured call moves: 5 ms per call
+    monkeypatch.setattr(timing, "time", SimpleNamespace(perf_counter_ns=lambda: clock["ns"]))
+
+    def five_ms(batch: np.ndarray) -> None:
+        clock["ns"] += 5_000_000
+
+    stats = measure(five_ms, [np.zeros((1, 1))], warmup=0, seconds=0.02)
+    assert stats.runs == 4  # the 4th call ends at the 20 ms budget
+    assert stats.p50_ms == stats.p99_ms == 5.0 and stats.throughput == pytest.approx(200.0)
+    monkeypatch.undo()
     assert measure(lambda b: None, [np.zeros((1, 1))], warmup=0, iters=5, seconds=60).runs == 5
     with pytest.raises(UsageError):
         measure(lambda b: None, [np.zeros((1, 1))], iters=0)

@@ -41,17 +41,20 @@ def test_close_points_get_labels_that_do_not_overlap() -> None:
 def test_curves_have_axis_labels_and_a_learning_rate_panel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     history = [{"epoch": e, "train_loss": 1 / e, "train_accuracy": 0.5 + e / 10, "val_loss": 1.2 / e,
                 "val_accuracy": 0.4 + e / 10, "lr": 0.1 / e} for e in (1, 2, 3)]
-    ylabels = []
+    ylabels, fits = [], []
     real_save = plots.save
 
-    def save(fig, path, software, force=True):
+    def save(fig, path, software, **options):
         ylabels.append([ax.get_ylabel() for ax in fig.axes])
-        return real_save(fig, path, software, force)
+        fig.canvas.draw()  # saved uncropped: every label and title must lie inside the figure
+        drawn, page = fig.get_tightbbox(fig.canvas.get_renderer()), fig.bbox_inches
+        fits.append(drawn.x0 >= page.x0 and drawn.y0 >= page.y0 and drawn.x1 <= page.x1 and drawn.y1 <= page.y1)
+        return real_save(fig, path, software, **options)
 
     monkeypatch.setattr(plots, "save", save)
     path = plots.plot_curves(history, tmp_path / "curves.png")
     assert path is not None and path.read_bytes()[:4] == b"\x89PNG" and plots.is_dlcli_png(path)
-    assert ylabels == [["loss (cross-entropy)", "accuracy", "learning rate at epoch end"]]
+    assert ylabels == [["loss (cross-entropy)", "accuracy", "learning rate at epoch end"]] and fits == [True]
 
 
 def test_a_png_dlcli_did_not_write_is_kept_without_force(tmp_path: Path) -> None:

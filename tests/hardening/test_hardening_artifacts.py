@@ -149,7 +149,7 @@ def test_closed_stdout_keeps_the_work_and_exits_quietly(tmp_path: Path) -> None:
 
 # ---- 11: stale temporaries from a killed save ------------------------------------------------------
 
-def test_reused_run_folder_loses_stale_temporaries(cli, tmp_path: Path) -> None:
+def test_reused_run_folder_loses_stale_temporaries(cli, tmp_path: Path, tiny_train: list[str]) -> None:
     run = tmp_path / "run"
     run.mkdir()
     stale = [run / ".best.pt.abc123.tmp", run / ".last.pt.x9.tmp"]
@@ -157,7 +157,7 @@ def test_reused_run_folder_loses_stale_temporaries(cli, tmp_path: Path) -> None:
         path.write_bytes(b"")  # what SIGKILL during atomic_write leaves
     keep = run / "notes.txt"
     keep.write_text("mine")
-    assert cli("train", *FAST_TRAIN, "--out", run, "--force").code == 0
+    assert cli("train", *tiny_train, "--out", run, "--force").code == 0
     assert not any(p.exists() for p in stale)
     assert keep.read_text() == "mine"
     assert not list(run.glob(".*.tmp"))
