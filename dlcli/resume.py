@@ -61,14 +61,24 @@ def resumed_config(saved: dict[str, Any], explicit: dict[str, Any], path: Path) 
     return values
 
 
-def check_resumable(training_state: dict[str, Any], path: Path, epochs: int) -> None:
-    """Refuse a checkpoint without training state (best.pt) or a run that has nothing left to do."""
+def check_resumable(training_state: dict[str, Any], path: Path, epochs: float) -> None:
+    """Refuse a checkpoint without training state (best.pt) or a run that has nothing left to do:
+    `epochs` not beyond what it has trained (fractions counted, in optimizer steps, as the loop does)."""
+    from dlcli.engine.state import TrainerState, total_steps
+
     if not training_state:
         raise InputFileError(
             f"{path} holds weights only, not a training state to resume; resume from the run's last.pt."
         )
-    done = int(training_state["trainer"]["epoch"])
-    if done >= epochs and not training_state["trainer"].get("step"):
+    state = TrainerState.from_dict(training_state["trainer"])
+    done = state.epochs_done()
+    if done is None:  # saved before steps_per_epoch was kept: whole epochs only
+        finished = state.epoch >= epochs and not state.step
+        done = float(state.epoch)
+    else:
+        finished = state.global_step >= total_steps(epochs, state.steps_per_epoch)
+    if finished:
         raise UsageError(
-            f"{path} has already trained {done} of {epochs} epochs; pass --epochs N (N > {done}) to train further."
+            f"{path} has already trained {done:.3g} epochs ({state.global_step} steps), all that --epochs "
+            f"{epochs:g} asks; pass a larger --epochs to train further."
         )

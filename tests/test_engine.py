@@ -8,11 +8,13 @@ from torch import nn
 
 from dlcli.data.augment import make_augment, parse_augment
 from dlcli.data.tensors import Batches, TensorSplit, carve_validation, limit_samples
-from dlcli.engine import ClassificationTask, DistillationTask, LoopOptions, Trainer, evaluate
-from dlcli.engine.loop import epoch_steps, total_steps
+from dlcli.engine import ClassificationTask, DistillationTask, LoopOptions, Trainer, TrainerState, evaluate
+from dlcli.engine.state import total_steps
 from dlcli.errors import UsageError, WorkError
 from dlcli.losses import LOSSES, distillation_loss, make_loss
 from dlcli.optim import OPTIMIZERS, SCHEDULERS, make_optimizer, make_scheduler, parameter_groups
+from dlcli.resume import check_resumable
+from dlcli.workflows.fit import fast_forward
 
 
 def blobs(n: int = 256, seed: int = 0) -> TensorSplit:
@@ -85,7 +87,44 @@ def test_fractional_epochs_end_the_last_epoch_early() -> None:
     assert trainer.state.global_step == 12
     peak = opt.param_groups[0]["max_lr"]
     assert sched.last_epoch == 12 and opt.param_groups[0]["lr"] < 0.05 * peak  # one-cycle ended with the run
-    assert [epoch_steps(e, 2, 8) for e in (1.5, 2, 1.99, 1.07)] == [4, 8, 8, 1]
+
+
+def fractional_trainer(epochs: float, model: nn.Module) -> Trainer:
+    batches = Batches(blobs(), 32, shuffle=True, seed=0)  # 8 steps an epoch
+    opt = make_optimizer("sgd", parameter_groups(model.named_parameters(), 1e-4), None)
+    sched = make_scheduler("onecycle", opt, total_steps(epochs, len(batches)), len(batches))
+    return Trainer(model, ClassificationTask(make_loss("cross-entropy")), batches, None, opt, sched,
+                   torch.device("cpu"), make_loss("cross-entropy"), LoopOptions(epochs))
+
+
+def test_a_fractional_run_extended_on_resume_takes_exactly_the_planned_steps() -> None:
+    """1.5 epochs, then resumed to 2.5 (as --resume re-plans the schedule over the new total): the
+    cut-short epoch 2 stays as it was, the run continues with epoch 3's data and stops at 20 steps,
+    where the re-planned one-cycle schedule ends."""
+    model = small_net()
+    first = fractional_trainer(1.5, model)
+    first.fit()
+    assert first.state.global_step == 12 and first.state.epochs_done() == 1.5
+    resumed = fractional_trainer(2.5, model)
+    resumed.state = TrainerState.from_dict(first.state.to_dict())
+    fast_forward(resumed.scheduler, 12)  # the schedule advanced to the saved step, as build_optimizer does
+    result = resumed.fit()
+    assert [h["epoch"] for h in result.history] == [1, 2, 3]
+    assert resumed.state.global_step == 20 and resumed.state.epochs_done() == 2.5
+    assert resumed.scheduler.last_epoch == 20
+
+
+def test_resume_refuses_what_is_already_trained_counting_fractions(tmp_path) -> None:
+    """In steps, as the loop counts: 12 of 8-step epochs is 1.5 epochs done."""
+    done = {"trainer": TrainerState(epoch=2, global_step=12, steps_per_epoch=8).to_dict()}
+    for epochs in (1, 1.5):
+        with pytest.raises(UsageError, match="already trained 1.5 epochs"):
+            check_resumable(done, tmp_path / "last.pt", epochs)
+    check_resumable(done, tmp_path / "last.pt", 1.6)  # 13 steps: one more to go
+    old = {"trainer": {"epoch": 2, "step": 0, "global_step": 16}}  # saved before steps_per_epoch was kept
+    with pytest.raises(UsageError, match="already trained 2 epochs"):
+        check_resumable(old, tmp_path / "last.pt", 2)
+    check_resumable(old, tmp_path / "last.pt", 3)
 
 
 def test_a_fraction_too_small_for_one_step_adds_no_epoch() -> None:

@@ -9,6 +9,7 @@ from: `Trainer(...).fit()` continues from whatever `state` says, at an epoch bou
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -20,7 +21,7 @@ import torch
 from torch import nn
 
 from dlcli.engine.progress import NullProgress, ProgressSink
-from dlcli.engine.state import TrainerState
+from dlcli.engine.state import TrainerState, total_steps
 from dlcli.engine.tasks import Task
 from dlcli.errors import WorkError
 
@@ -102,16 +103,6 @@ def evaluate(
     }
 
 
-def total_steps(epochs: float, steps_per_epoch: int) -> int:
-    """Optimizer steps in a run of `epochs` (fractional epochs round to whole steps, at least one)."""
-    return max(1, round(epochs * steps_per_epoch))
-
-
-def epoch_steps(epochs: float, epoch: int, steps_per_epoch: int) -> int:
-    """Steps taken in (1-based) `epoch` of a run of `epochs`."""
-    return min(steps_per_epoch, total_steps(epochs, steps_per_epoch) - (epoch - 1) * steps_per_epoch)
-
-
 @dataclass
 class LoopOptions:
     """How long and how carefully to train; the `what` is in the Trainer's other fields."""
@@ -156,26 +147,40 @@ class Trainer:
     state: TrainerState = field(default_factory=TrainerState)
 
     def fit(self) -> FitResult:
-        """Train from `state` to the last epoch, validating after each; the best epoch is the one with
-        the highest validation accuracy (the last one without validation). Stops early after
-        `patience` epochs without improvement, and raises StopTraining when a stop is requested."""
+        """Train from `state` until the run's `total_steps`, validating after each epoch; the best epoch is
+        the one with the highest validation accuracy (the last one without validation). Stops early
+        after `patience` epochs without improvement, and raises StopTraining when a stop is requested.
+
+        Progress is counted in optimizer steps, so a fractional run (`epochs=1.5`) ends its last epoch
+        early, and a fractional run resumed with more epochs continues with the next epoch's data for
+        exactly the steps its schedule was planned for."""
         start = time.perf_counter()
+        s = self.state
+        s.steps_per_epoch = len(self.train_batches)
+        self._total = total_steps(self.options.epochs, s.steps_per_epoch)
+        self._last_epoch = s.epoch + math.ceil(max(0, self._total - s.global_step + s.step) / s.steps_per_epoch)
         try:
-            for epoch in range(self.state.epoch + 1, self.last_epoch + 1):
+            epoch = s.epoch
+            while s.global_step < self._total:
+                epoch += 1
                 if self._run_epoch(epoch):
                     break
         finally:
             self.progress.close()
-        s = self.state
         return FitResult(list(s.history), s.best_epoch, s.best_val_accuracy, s.stopped_early,
                          time.perf_counter() - start, s.skipped_batches)
+
+    @property
+    def more_to_do(self) -> bool:
+        return self.state.global_step < self._total
 
     def _run_epoch(self, epoch: int) -> bool:
         """One epoch (or its remainder after a mid-epoch resume); True when training should end."""
         self.callbacks.epoch_start(self, epoch)
         epoch_start = time.perf_counter()
-        self.progress.epoch_start(epoch, self.last_epoch, self.steps_in(epoch))
-        summary: dict[str, Any] = {"epoch": epoch, **self._train_epoch(epoch)}
+        last = self._last_step()
+        self.progress.epoch_start(epoch, self._last_epoch, last)
+        summary: dict[str, Any] = {"epoch": epoch, **self._train_epoch(epoch, last)}
         if self.val_batches is not None:
             val = evaluate(self.eval_model or self.model, self.val_batches, self.eval_loss)
             summary.update({"val_loss": val["loss"], "val_accuracy": val["accuracy"]})
@@ -185,10 +190,10 @@ class Trainer:
         self.progress.epoch_end(summary, improved)
         self.callbacks.epoch_end(self, summary, improved)
         signum = self.callbacks.stop_requested()
-        if signum is not None and epoch < self.last_epoch:
+        if signum is not None and self.more_to_do:
             raise StopTraining(signum)  # epoch_end has just saved everything a resume needs
         patience = self.options.patience
-        if patience is not None and self.state.stale_epochs >= patience and epoch < self.last_epoch:
+        if patience is not None and self.state.stale_epochs >= patience and self.more_to_do:
             self.state.stopped_early = True
             self.progress.message(f"early stopping: no validation improvement for {patience} epochs")
             return True
@@ -216,22 +221,16 @@ class Trainer:
             "seen": saved.get("seen", torch.zeros((), dtype=torch.long)).to(self.device),
         }
 
-    @property
-    def last_epoch(self) -> int:
-        """The run's last (1-based) epoch: a fraction too small to make one step adds no epoch."""
-        return math.ceil(total_steps(self.options.epochs, len(self.train_batches)) / len(self.train_batches))
+    def _last_step(self) -> int:
+        """The step the epoch under way ends at: all its batches, fewer when the run's steps end first."""
+        return min(len(self.train_batches), self.state.step + self._total - self.state.global_step)
 
-    def steps_in(self, epoch: int) -> int:
-        """Optimizer steps in `epoch`: all its batches, fewer in the last one of a fractional run."""
-        return epoch_steps(self.options.epochs, epoch, len(self.train_batches))
-
-    def _train_epoch(self, epoch: int) -> dict[str, float]:
+    def _train_epoch(self, epoch: int, last: int) -> dict[str, float]:
         self.train_mode(self.model)
         sums = self._sums()
-        first, last = self.state.step, self.steps_in(epoch)
-        for step, (x, y, *extra) in enumerate(self.train_batches.epoch(epoch - 1, first), start=first + 1):
-            if step > last:
-                break
+        first = self.state.step
+        batches = itertools.islice(self.train_batches.epoch(epoch - 1, first), last - first)
+        for step, (x, y, *extra) in enumerate(batches, start=first + 1):
             loss, logits = self._train_step(x, y, extra)
             if loss is not None:
                 sums["loss_sum"] += loss.detach().float() * y.numel()

@@ -16,6 +16,11 @@ from typing import Any
 import torch
 
 
+def total_steps(epochs: float, steps_per_epoch: int) -> int:
+    """Optimizer steps in a run of `epochs` (fractional epochs round to whole steps, at least one)."""
+    return max(1, round(epochs * steps_per_epoch))
+
+
 @dataclass
 class TrainerState:
     """Progress of one run. `epoch` counts finished epochs; `step` counts the finished batches of the
@@ -24,6 +29,8 @@ class TrainerState:
     epoch: int = 0
     step: int = 0
     global_step: int = 0
+    steps_per_epoch: int = 0
+    """Set when training starts; with global_step it tells how many epochs (fractions too) are done."""
     best_epoch: int = 0
     best_val_accuracy: float | None = None
     stale_epochs: int = 0
@@ -36,6 +43,10 @@ class TrainerState:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def epochs_done(self) -> float | None:
+        """Epochs trained, fractions included; None for a state saved before steps_per_epoch was kept."""
+        return self.global_step / self.steps_per_epoch if self.steps_per_epoch else None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainerState:
