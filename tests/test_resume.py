@@ -199,3 +199,17 @@ def test_finetune_and_distill_resume_exactly(cli, tmp_path, monkeypatch) -> None
         resumed = cli(*args, "--resume", tmp_path / name)
         assert resumed.code == 0, resumed.err
         assert same_weights(tmp_path / name / "last.pt", tmp_path / f"{name}-ref" / "last.pt"), name
+
+
+def test_distill_resume_keeps_the_student_it_was_trained_with(cli, tmp_path, tiny_train) -> None:
+    """`distill -t T --resume RUN` without -s/-a continues the saved student (an mlp with its own
+    arguments), rather than building the default cnn and failing on the weights."""
+    teacher = tmp_path / "teacher"
+    assert cli("train", *tiny_train, "--out", teacher).code == 0
+    student = ["-s", "mlp", "-a", "hidden=[3]", "--epochs", "1", "-q", "--threads", "1"]
+    assert cli("distill", "-t", teacher / "best.pt", *student, "--out", tmp_path / "d").code == 0
+    resumed = cli("distill", "-t", teacher / "best.pt", "--resume", tmp_path / "d", "--epochs", "2", "-q")
+    assert resumed.code == 0, resumed.err
+    ckpt = load_checkpoint(tmp_path / "d" / "last.pt")
+    assert ckpt.model_name == "mlp" and ckpt.model_args["hidden"] == [3]
+    assert ckpt.training_state["trainer"]["epoch"] == 2

@@ -39,7 +39,10 @@ def distill(
         return
     from dlcli.workflows.distill import describe, run
 
-    config = DistillConfig(teacher, train=train, student_args=parse_model_args(student_arg) or {}, **given_values(
+    student_args = parse_model_args(student_arg) or {}
+    if train.resume and student is None and not student_args:  # the resumed run's own student
+        student, student_args = train.model, dict(train.model_args)
+    config = DistillConfig(teacher, train=train, student_args=student_args, **given_values(
         student=student, temperature=temperature, alpha=alpha, feature_loss=feature_loss, cache_teacher=cache_teacher,
         baseline=baseline))  # validates, before the run folder is made
     if given.print_config:
