@@ -213,3 +213,25 @@ def test_distill_resume_keeps_the_student_it_was_trained_with(cli, tmp_path, tin
     ckpt = load_checkpoint(tmp_path / "d" / "last.pt")
     assert ckpt.model_name == "mlp" and ckpt.model_args["hidden"] == [3]
     assert ckpt.training_state["trainer"]["epoch"] == 2
+
+
+def test_python_api_resume_refuses_a_different_run(tmp_path) -> None:
+    """From Python, `TrainConfig(..., resume=...)` is checked against the saved run as --resume is:
+    more epochs continue it, another batch size is refused with both values named."""
+    from dataclasses import replace
+
+    from dlcli.config import TrainConfig
+    from dlcli.console import Console
+    from dlcli.errors import UsageError
+    from dlcli.workflows import train
+
+    table = tmp_path / "t.csv"
+    table.write_text("a,b,label\n" + "".join(f"{i % 2 + i / 100},{i / 50},{i % 2}\n" for i in range(40)))
+    cfg = TrainConfig(model="mlp", model_args={"hidden": [4]}, data=f"csv:{table}", epochs=1, threads=1)
+    console = Console(quiet=True)
+    train.run(train.TrainRunConfig(cfg, out_dir=tmp_path / "run"), console)
+    last = str(tmp_path / "run" / "last.pt")
+    with pytest.raises(UsageError, match="batch_size.*16.*128"):
+        train.run(train.TrainRunConfig(replace(cfg, epochs=2, batch_size=16, resume=last), tmp_path / "run"), console)
+    more = train.run(train.TrainRunConfig(replace(cfg, epochs=2, resume=last), tmp_path / "run"), console)
+    assert more.metrics["epochs"] == 2

@@ -57,12 +57,14 @@ def load_resume_state(cfg: TrainConfig, job: TrainingJob, console: Console) -> d
     if not cfg.resume:
         return None
     from dlcli.checkpoint import load_checkpoint
-    from dlcli.resume import check_resumable
+    from dlcli.resume import check_resumable, resumed_config
 
     ckpt = load_checkpoint(cfg.resume)
     check_resumable(ckpt.training_state, Path(cfg.resume), cfg.epochs)
     if ckpt.model_name != job.model_name:
         raise UsageError(f"--resume {cfg.resume} holds a {ckpt.model_name!r} model, not {job.model_name!r}.")
+    # The CLI starts from the saved config; a Python caller passes one, which must be the same run.
+    resumed_config(ckpt.config, cfg.to_dict(), Path(cfg.resume))
     job.model.load_state_dict(ckpt.state_dict)
     state = ckpt.training_state
     saved_world, world = int(state.get("world_size", 1)), current_dist().world
