@@ -184,7 +184,7 @@ def test_second_signal_exits_at_once(tmp_path) -> None:
 def test_finetune_and_distill_resume_exactly(cli, tmp_path, monkeypatch) -> None:
     """The same path for the other training commands: finetune resumed after its unfreezing epoch,
     distill resumed mid-epoch, each bitwise equal to its uninterrupted run."""
-    small = ["--data", "mnist-sample", "--train-samples", "256", "--batch-size", "64", "-q"]
+    small = ["--data", "mnist-sample", "--train-samples", "256", "--batch-size", "64", "-q", "--threads", "1"]
     parent = tmp_path / "parent"
     assert cli("train", *small, "--epochs", "1", "--out", parent).code == 0
     commands = {
