@@ -29,8 +29,9 @@ from dlcli.console import Console
 from dlcli.engine import predict
 from dlcli.export.runtime import ort_session
 from dlcli.workflows import evaluate, evaluate_onnx, export
-from dlcli.workflows.benchmark import BenchmarkConfig
 from dlcli.workflows.benchmark import run as run_benchmark
+from dlcli.workflows.benchmark_config import BenchmarkConfig
+from dlcli.workflows.export_config import ExportConfig
 from dlcli.workflows.preparation import eval_batches, load_data
 
 RESULTS = Path(__file__).parent / "results"
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     data = args.data or load_checkpoint(args.checkpoint).dataset
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / f"{args.checkpoint.stem}.onnx"
-        exported = export.run(export.ExportConfig(args.checkpoint, onnx_path), console).to_json()
+        exported = export.run(ExportConfig(args.checkpoint, onnx_path), console).to_json()
         eval_pt = evaluate.run(evaluate.EvalConfig(args.checkpoint, data, device="cpu"), console).to_json()
         eval_onnx = evaluate_onnx.run(evaluate.EvalConfig(onnx_path, data, device="cpu"), console).to_json()
         agreement = full_test_agreement(args.checkpoint, onnx_path, data, console)

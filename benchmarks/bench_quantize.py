@@ -45,9 +45,10 @@ from dlcli.measure.runners import alternating_p50, onnx_runner
 from dlcli.workflows import export
 from dlcli.workflows.evaluate import evaluation_split
 from dlcli.workflows.evaluate_onnx import onnx_metrics
+from dlcli.workflows.export_config import ExportConfig
 from dlcli.workflows.preparation import load_data
-from dlcli.workflows.quantize import QuantizeConfig
 from dlcli.workflows.quantize import run as quantize
+from dlcli.workflows.quantize_config import QuantizeConfig
 
 RESULTS = Path(__file__).parent / "results" / "quantize.json"
 RUNS = Path("runs/bench_quantize")
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             report["models"][name] = {"checkpoint": str(ckpt), "metrics": m, "quantization": result["quantization"],
                                       "targets": check(m, targets), "target_values": targets}
             if not args.no_ablation:
-                exported = export.run(export.ExportConfig(ckpt, Path(tmp) / f"{name}.onnx"), Console(quiet=True))
+                exported = export.run(ExportConfig(ckpt, Path(tmp) / f"{name}.onnx"), Console(quiet=True))
                 fp32 = Path(exported.artifact)
                 report["ablation"][name] = ablation(fp32, result["data"], threads, args.iters, args.rounds, console)
     show(report, console)

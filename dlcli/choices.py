@@ -1,9 +1,10 @@
-"""The names the training registries hold, importable without torch.
+"""The names the registries hold (training, pruning, int8 quantization), importable without torch.
 
-`dlcli --help` lists these choices and must not import torch, while the registries that build the
-objects (dlcli.optim, dlcli.losses, dlcli.device) live beside torch code. So the names are declared
-here once; each registry registers exactly these (tests/test_options.py checks they agree), and the
-CLI's choices, the config's checks and the `--lr` help all read them from here.
+`dlcli --help` lists these choices and must not import torch (or onnx), while the registries that
+build the objects (dlcli.optim, dlcli.losses, dlcli.device, dlcli.compress.quantization) live beside
+torch code. So the names are declared here once; each registry registers exactly these
+(tests/test_options.py and tests/test_contract_compress.py check they agree), and the CLI's choices,
+the config's checks and the `--lr` help all read them from here.
 """
 
 from __future__ import annotations
@@ -21,3 +22,8 @@ RECOVER_MODES: tuple[str, ...] = ("labels", "kd")
 """How prune recovers accuracy: train on the labels, or distil from the unpruned model."""
 FREEZE_MODES: tuple[str, ...] = ("none", "backbone", "all-but-head")
 """finetune --freeze: train all, the head (+ BatchNorm statistics), or the head alone."""
+QUANTIZE_METHODS: tuple[str, ...] = ("static", "dynamic")
+"""dlcli.compress.quantization: static (calibrated activation ranges, QDQ) or dynamic (int8 weights,
+activations quantized at run time)."""
+CALIBRATIONS: tuple[str, ...] = ("minmax", "entropy", "percentile")
+"""How static quantization picks activation ranges from the calibration data."""

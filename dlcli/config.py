@@ -49,6 +49,8 @@ def shown_default(cls: type, name: str) -> str | None:
     return f"{f.default:g}" if isinstance(f.default, float) else str(f.default)
 
 
+DATA_HELP = "Dataset: a name from `dlcli datasets`, folder:PATH or csv:PATH."
+"""--data's meaning, for every command; the training commands add their default (TrainConfig.data)."""
 LR_HELP = ("Peak learning rate. Default per optimizer: "
            + ", ".join(f"{name} {lr:g}" for name, lr in DEFAULT_LR.items()) + ".")
 
@@ -63,9 +65,10 @@ class TrainConfig:
     model_args: dict[str, Any] = option(
         factory=dict, help='Constructor arguments of the model, e.g. {"width": 2} or {"depth": 8}.')
     data: str | None = option(
-        None, help="Dataset name (see `dlcli datasets`), folder:PATH or csv:PATH. Default: the embedded "
-        "mnist-sample for train; the checkpoint's own dataset for finetune, distill and prune.")
-    data_dir: str | None = option(None, help="Root holding <dataset>/<files>; default $DLCLI_DATA_DIR, then the cache.")
+        None, help=DATA_HELP + " Default: the embedded mnist-sample for train; the checkpoint's own dataset for "
+        "finetune, distill and prune.")
+    data_dir: str | None = option(
+        None, help="Root holding <dataset>/<files>. Default: $DLCLI_DATA_DIR, then the cache.")
     epochs: float | None = option(
         None, gt=0, help="Passes over the training split; a fraction ends the last one early (1.5). Default: the "
         "dataset's recommended number, more on small data so that a run takes a few hundred optimizer steps "
@@ -100,10 +103,10 @@ class TrainConfig:
     channels_last: bool | None = option(None, show="on for conv models on cpu and cuda",
                                         help="Channels-last memory format.")
     threads: int | None = option(None, ge=1, show="free cores",
-                                 help="CPU threads (PyTorch intra-op); default: the cores no other process is busy on "
-                                 "at start.")
-    resume: str | None = option(None, help="Continue from a run's last.pt (a path, a run folder, or auto: the newest "
-                                "run of this command).")
+                                 help="CPU threads for PyTorch and onnxruntime. Default: the cores no other process is "
+                                 "busy on when the command starts (at least 1).")
+    resume: str | None = option(None, help="Continue a run from its last.pt: a path, a run folder, or auto (--out's, "
+                                "else the newest run of this command).")
     save_every: int | None = option(None, ge=1, help="Also save a resumable last.pt every N optimizer steps (always "
                                     "at each epoch end).")
     skip_nonfinite: bool = option(False, show="stop", help="Skip and count batches with a NaN/inf loss instead of "

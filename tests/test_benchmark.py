@@ -24,6 +24,7 @@ from dlcli.measure.environment import busy_warning, cpu_info, cpu_usage, environ
 from dlcli.measure.timing import describe_method, input_batches, measure, measure_interleaved
 from dlcli.models import create_model
 from dlcli.workflows import export
+from dlcli.workflows.export_config import ExportConfig
 
 FAST = ["--warmup", "1", "--iters", "3", "-q"]
 
@@ -41,7 +42,7 @@ def make_checkpoint(path: Path) -> Path:
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("bench")
     ckpt = make_checkpoint(folder / "best.pt")
-    return ckpt, Path(export.run(export.ExportConfig(ckpt), Console(quiet=True)).to_json()["artifact"])
+    return ckpt, Path(export.run(ExportConfig(ckpt), Console(quiet=True)).to_json()["artifact"])
 
 
 def test_measure_times_each_call_and_rotates_inputs() -> None:

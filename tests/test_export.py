@@ -17,10 +17,11 @@ from dlcli.errors import WorkError
 from dlcli.export import onnx_export
 from dlcli.export.metadata import read_metadata
 from dlcli.export.runtime import ort_session
-from dlcli.export.verify import DEFAULT_ATOL, check_model_file, compare_outputs, parity_inputs, random_inputs
+from dlcli.export.verify import check_model_file, compare_outputs, parity_inputs, random_inputs
 from dlcli.models import MODELS, create_model
 from dlcli.runs import record_latest
 from dlcli.workflows import export
+from dlcli.workflows.export_config import DEFAULT_ATOL, ExportConfig
 
 SMALL_ARGS = {"mlp": {"hidden": [16]}, "cnn": {"channels": [4, 8]}, "resnet": {"depth": 8, "width": 0.5},
               "vit": {"dim": 16, "depth": 1, "heads": 2}}
@@ -40,7 +41,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict
     """A small cnn checkpoint on the embedded MNIST sample and its verified export (shared)."""
     folder = tmp_path_factory.mktemp("exported")
     ckpt = make_checkpoint(folder / "best.pt")
-    result = export.run(export.ExportConfig(ckpt), Console(quiet=True)).to_json()
+    result = export.run(ExportConfig(ckpt), Console(quiet=True)).to_json()
     return ckpt, Path(result["artifact"]), result
 
 
@@ -48,7 +49,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict
 @pytest.mark.parametrize("name", list(MODELS))
 def test_every_registered_model_exports_and_verifies(tmp_path: Path, name: str) -> None:
     ckpt = make_checkpoint(tmp_path / "model.pt", name, (1, 16, 16), dataset="not-a-dataset")  # random inputs
-    result = export.run(export.ExportConfig(ckpt), Console(quiet=True)).to_json()
+    result = export.run(ExportConfig(ckpt), Console(quiet=True)).to_json()
     out = tmp_path / "model.onnx"
     assert result["artifact"] == str(out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model.pt"]  # no external data, no temp
@@ -84,7 +85,7 @@ def test_falls_back_to_torchscript_exporter_and_says_so(tmp_path: Path, monkeypa
 
     monkeypatch.setattr(onnx_export, "_export_dynamo", broken)
     ckpt = make_checkpoint(tmp_path / "m.pt")
-    result = export.run(export.ExportConfig(ckpt), Console(quiet=True)).to_json()
+    result = export.run(ExportConfig(ckpt), Console(quiet=True)).to_json()
     assert result["exporter"]["name"] == "torchscript"
     assert "frobnicate" in result["exporter"]["fallback_reason"]
     meta = read_metadata(onnx.load(result["artifact"]))

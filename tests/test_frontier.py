@@ -14,8 +14,8 @@ import pytest
 
 from dlcli.errors import UsageError
 from dlcli.runs import latest_checkpoint
-from dlcli.workflows.frontier import FrontierConfig
 from dlcli.workflows.frontier_build import Recipe, plan
+from dlcli.workflows.frontier_config import FrontierConfig
 from dlcli.workflows.frontier_rules import (
     DEFAULT_VARIANTS,
     Gates,

@@ -5,8 +5,9 @@ The training flags (`TRAINING_OPTIONS`) and the data/device/config/output option
 hands them over as one `TrainingInvocation`; so the four commands cannot drift apart and each
 declares only what is its own. Each training flag takes its help text and shown default from its
 TrainConfig field (dlcli.config.option) and its choices from dlcli.choices (the registries' names),
-so neither is written twice. No torch types appear here: Typer resolves annotations when the app
-is built, and `dlcli --help` must not import torch.
+so neither is written twice; so do --data, --data-dir, --device, --threads and --resume, and a
+command's own options come from its workflow config the same way (`config_option`). No torch types
+appear here: Typer resolves annotations when the app is built, and `dlcli --help` must not import torch.
 """
 
 import functools
@@ -21,38 +22,42 @@ from typing import Annotated, Any, Literal
 import typer
 
 from dlcli import choices
-from dlcli.config import TrainConfig, field_help, flag_name, shown_default
+from dlcli.config import DATA_HELP, TrainConfig, field_help, flag_name, shown_default
 from dlcli.errors import UsageError
+from dlcli.workflows.benchmark_config import BenchmarkConfig
 
 Device = Enum("Device", {name: name for name in choices.DEVICES}, type=str)  # type: ignore[misc]
 """--device's choices: the names dlcli.device resolves."""
 
 
+def config_option(cls: type, name: str, *decls: str, **kw: Any) -> Any:
+    """An option declared by a config's field `name` (dlcli.config.option): the help text and shown
+    default come from there. The command's parameter defaults to None (not given), so the config's
+    default is the only one; see `given_values`."""
+    return typer.Option(*decls, help=field_help(cls, name), show_default=shown_default(cls, name) or False, **kw)
+
+
+def given_values(**values: Any) -> dict[str, Any]:
+    """The options the user gave (not None), to build a workflow config whose defaults fill the rest."""
+    return {key: value for key, value in values.items() if value is not None}
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout, nothing else there.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or tables on stderr.")]
-DeviceOpt = Annotated[
-    Device | None, typer.Option("--device", help="auto picks cuda > mps > cpu.", show_default="auto")
-]
-DataOpt = Annotated[
-    str | None,
-    typer.Option("--data", "-d", help="Dataset: a name from `dlcli datasets`, folder:PATH or csv:PATH."),
-]
-DataDirOpt = Annotated[
-    Path | None,
-    typer.Option("--data-dir", help="Root holding <dataset>/<files>. Default: $DLCLI_DATA_DIR, then the cache."),
-]
+# --device, --data-dir and --threads mean the same for every command: TrainConfig declares them.
+DeviceOpt = Annotated[Device | None, config_option(TrainConfig, "device", "--device")]
+DataDirOpt = Annotated[Path | None, config_option(TrainConfig, "data_dir", "--data-dir")]
+ThreadsOpt = Annotated[int | None, config_option(TrainConfig, "threads", "--threads")]
+DataOpt = Annotated[str | None, typer.Option("--data", "-d", help=DATA_HELP)]
+"""--data for the commands that read an artifact (eval, benchmark, quantize, frontier): its meaning as
+TrainConfig.data says it, without the training commands' default."""
+TrainDataOpt = Annotated[str | None, config_option(TrainConfig, "data", "--data", "-d")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite outputs dlcli did not write.")]
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML or YAML file of options (flags override it).")
 ]
-ThreadsOpt = Annotated[
-    int | None,
-    typer.Option("--threads", help="CPU threads for PyTorch and onnxruntime. Default: the cores no other "
-                 "process is busy on when the command starts (at least 1).", show_default="free cores"),
-]
-MeasureThreadsOpt = Annotated[
-    int | None, typer.Option("--threads", help="CPU threads for PyTorch and onnxruntime while measuring.",
-                             show_default="all cores")]
+MeasureThreadsOpt = Annotated[int | None, config_option(BenchmarkConfig, "threads", "--threads")]
+"""--threads of the measuring commands (benchmark, quantize): all cores unless told."""
 PrintConfigOpt = Annotated[bool, typer.Option("--print-config", help="Print the resolved config and exit.")]
 
 
@@ -98,8 +103,7 @@ def training_option(name: str) -> inspect.Parameter:
     elif hint is bool or hint == bool | None:
         hint, flag = bool, FLAG_DECLS.get(name, f"{flag}/--no-{flag[2:]}")
     decls = [flag, *([SHORT_FLAGS[name]] if name in SHORT_FLAGS else [])]
-    option = typer.Option(*decls, help=field_help(TrainConfig, name), show_default=shown_default(TrainConfig, name)
-                          or False, rich_help_panel="Training")
+    option = config_option(TrainConfig, name, *decls, rich_help_panel="Training")
     annotation = Annotated[hint | None, option]  # type: ignore[operator]
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
 
@@ -107,20 +111,7 @@ def training_option(name: str) -> inspect.Parameter:
 TRAINING_OPTIONS = [training_option(name) for name in TRAINING_FIELDS]
 
 
-def config_option(cls: type, name: str, *decls: str, **kw: Any) -> Any:
-    """A command's own option, declared by its workflow config's field `name` (dlcli.config.option):
-    the help text and shown default come from there. The command's parameter defaults to None (not
-    given), so the config's default is the only one; see `given_values`."""
-    return typer.Option(*decls, help=field_help(cls, name), show_default=shown_default(cls, name) or False, **kw)
-
-
-def given_values(**values: Any) -> dict[str, Any]:
-    """The options the user gave (not None), to build a workflow config whose defaults fill the rest."""
-    return {key: value for key, value in values.items() if value is not None}
-
-ResumeOpt = Annotated[str | None, typer.Option(
-    "--resume", help="Continue a run from its last.pt: a path, a run folder, or auto (--out's, else the newest "
-    "run of this command).", rich_help_panel="Run")]
+ResumeOpt = Annotated[str | None, config_option(TrainConfig, "resume", "--resume", rich_help_panel="Run")]
 NprocOpt = Annotated[int | None, typer.Option(
     "--nproc-per-node", help="Train with N processes on this machine (hands over to torchrun).",
     rich_help_panel="Run")]
@@ -133,7 +124,7 @@ ARGV: list[str] = []
 COMMON_OPTIONS = [
     inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
     for name, annotation, default in (
-        ("data", DataOpt, None), ("data_dir", DataDirOpt, None), ("device", DeviceOpt, None),
+        ("data", TrainDataOpt, None), ("data_dir", DataDirOpt, None), ("device", DeviceOpt, None),
         ("threads", ThreadsOpt, None),
         ("force", ForceOpt, False), ("config", ConfigOpt, None), ("print_config", PrintConfigOpt, False),
         ("json_output", JsonOpt, False), ("quiet", QuietOpt, False), ("resume", ResumeOpt, None),

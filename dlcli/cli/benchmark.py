@@ -5,30 +5,35 @@ from typing import Annotated
 
 import typer
 
-from dlcli.cli._options import DataDirOpt, DataOpt, DeviceOpt, ForceOpt, JsonOpt, MeasureThreadsOpt, QuietOpt
+from dlcli.cli._options import (
+    DataDirOpt,
+    DataOpt,
+    DeviceOpt,
+    ForceOpt,
+    JsonOpt,
+    MeasureThreadsOpt,
+    QuietOpt,
+    config_option,
+    given_values,
+)
 from dlcli.cli.common import emit, make_console
+from dlcli.workflows.benchmark_config import BenchmarkConfig
 
 
 def benchmark(
     artifacts: Annotated[list[Path], typer.Argument(help="Checkpoints (.pt) and/or ONNX files to measure.")],
-    batch_size: Annotated[str, typer.Option("--batch-size", "-b", help="Comma list of batch sizes.")] = "1,32",
+    batch_size: Annotated[str | None, config_option(BenchmarkConfig, "batch_sizes", "--batch-size", "-b")] = None,
     threads: MeasureThreadsOpt = None,
-    warmup: Annotated[int, typer.Option("--warmup", help="Untimed calls before timing.")] = 10,
-    iters: Annotated[int | None, typer.Option(
-        "--iters", help="Timed calls per batch size and round.", show_default="100 unless --seconds")] = None,
-    seconds: Annotated[float | None, typer.Option(
-        "--seconds", help="Time budget per batch size and round (with --iters: whichever ends first).")] = None,
-    rounds: Annotated[int | None, typer.Option(
-        "--rounds", help="Repeat the timing in N rounds that alternate the artifacts, so a noisy spell on the "
-        "machine hits all of them alike (--iters/--seconds apply to each round).",
-        show_default="3 with several artifacts, else 1")] = None,
-    compile: Annotated[bool, typer.Option("--compile", help="torch.compile checkpoints before timing.")] = False,
+    warmup: Annotated[int | None, config_option(BenchmarkConfig, "warmup", "--warmup")] = None,
+    iters: Annotated[int | None, config_option(BenchmarkConfig, "iters", "--iters")] = None,
+    seconds: Annotated[float | None, config_option(BenchmarkConfig, "seconds", "--seconds")] = None,
+    rounds: Annotated[int | None, config_option(BenchmarkConfig, "rounds", "--rounds")] = None,
+    compile: Annotated[bool | None, config_option(BenchmarkConfig, "compile", "--compile")] = None,
     device: DeviceOpt = None,
     data: DataOpt = None,
     data_dir: DataDirOpt = None,
-    csv: Annotated[Path | None, typer.Option("--csv", help="Also write the rows to this CSV file.")] = None,
-    plot: Annotated[Path | None, typer.Option(
-        "--plot", help="Also draw accuracy (or throughput) against latency into this PNG file.")] = None,
+    csv: Annotated[Path | None, config_option(BenchmarkConfig, "csv", "--csv")] = None,
+    plot: Annotated[Path | None, config_option(BenchmarkConfig, "plot", "--plot")] = None,
     force: ForceOpt = False,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -46,12 +51,11 @@ def benchmark(
       dlcli benchmark model.onnx --batch-size 1,8,64 --threads 1 --data mnist --csv bench.csv
       dlcli benchmark best.pt --compile --seconds 5 --json
     """
-    from dlcli.workflows.benchmark import BenchmarkConfig, parse_batch_sizes, run
+    from dlcli.workflows.benchmark import run
+    from dlcli.workflows.benchmark_config import parse_batch_sizes
 
-    cfg = BenchmarkConfig(
-        artifacts=tuple(artifacts), batch_sizes=tuple(parse_batch_sizes(batch_size)), threads=threads, warmup=warmup,
-        iters=iters, seconds=seconds, device=device.value if device else "auto", compile=compile, data=data,
-        data_dir=str(data_dir) if data_dir else None, csv=csv, plot=plot, force=force,
-        rounds=rounds,
-    )
+    cfg = BenchmarkConfig(tuple(artifacts), force=force, **given_values(
+        batch_sizes=tuple(parse_batch_sizes(batch_size)) if batch_size is not None else None, threads=threads,
+        warmup=warmup, iters=iters, seconds=seconds, device=device.value if device else None, compile=compile,
+        data=data, data_dir=str(data_dir) if data_dir else None, csv=csv, plot=plot, rounds=rounds))
     emit(run(cfg, make_console(quiet)).to_json(), json_output)

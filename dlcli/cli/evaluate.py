@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from dlcli.cli._options import DataDirOpt, DataOpt, DeviceOpt, ForceOpt, JsonOpt, QuietOpt, ThreadsOpt
+from dlcli.cli._options import DataDirOpt, DataOpt, DeviceOpt, ForceOpt, JsonOpt, QuietOpt, ThreadsOpt, given_values
 from dlcli.cli.common import emit, make_console
 
 
@@ -35,6 +35,7 @@ def eval_command(
     from dlcli.runs import latest_checkpoint
     from dlcli.workflows.evaluate import EvalConfig, run
 
-    config = EvalConfig(artifact or latest_checkpoint(), data, str(data_dir) if data_dir else None,
-                        device.value if device else "auto", plot, force, threads)
+    config = EvalConfig(artifact or latest_checkpoint(), force=force, **given_values(
+        data=data, data_dir=str(data_dir) if data_dir else None, device=device.value if device else None, plot=plot,
+        threads=threads))
     emit(run(config, make_console(quiet)).to_json(), json_output)

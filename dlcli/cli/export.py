@@ -5,22 +5,20 @@ from typing import Annotated
 
 import typer
 
-from dlcli.cli._options import DataDirOpt, ForceOpt, JsonOpt, QuietOpt, ThreadsOpt
+from dlcli.cli._options import DataDirOpt, ForceOpt, JsonOpt, QuietOpt, ThreadsOpt, config_option, given_values
 from dlcli.cli.common import emit, make_console
+from dlcli.workflows.export_config import ExportConfig
 
 
 def export(
     checkpoint: Annotated[Path | None, typer.Argument(
         help="Checkpoint (.pt) to export; default: the latest run's best checkpoint.")] = None,
     onnx: Annotated[bool, typer.Option("--onnx", help="Export to ONNX (the default and only format).")] = True,
-    out: Annotated[Path | None, typer.Option(
-        "--out", "-o", help="Output file (default: next to the checkpoint, same name, .onnx).")] = None,
-    opset: Annotated[int | None, typer.Option(
-        "--opset", help="ONNX opset (default: the exporter's; below 18 uses the TorchScript exporter).")] = None,
-    static_batch: Annotated[bool, typer.Option(
-        "--static-batch", help="Fix the batch size to 1 instead of a dynamic batch axis.")] = False,
-    atol: Annotated[float, typer.Option(
-        "--atol", help="Largest allowed |onnxruntime - PyTorch| logit difference.")] = 1e-4,
+    out: Annotated[Path | None, config_option(ExportConfig, "out", "--out", "-o")] = None,
+    opset: Annotated[int | None, config_option(ExportConfig, "opset", "--opset")] = None,
+    dynamic_batch: Annotated[bool | None, config_option(
+        ExportConfig, "dynamic_batch", "--dynamic-batch/--static-batch")] = None,
+    atol: Annotated[float | None, config_option(ExportConfig, "atol", "--atol")] = None,
     data_dir: DataDirOpt = None,
     threads: ThreadsOpt = None,
     force: ForceOpt = False,
@@ -41,8 +39,9 @@ def export(
       dlcli export best.pt --static-batch --opset 17 --json
     """
     from dlcli.runs import latest_checkpoint
-    from dlcli.workflows.export import ExportConfig, run
+    from dlcli.workflows.export import run
 
-    cfg = ExportConfig(checkpoint or latest_checkpoint(), out, opset, not static_batch, atol,
-                       str(data_dir) if data_dir else None, force, threads)
+    cfg = ExportConfig(checkpoint or latest_checkpoint(), force=force, **given_values(
+        out=out, opset=opset, dynamic_batch=dynamic_batch, atol=atol, data_dir=str(data_dir) if data_dir else None,
+        threads=threads))
     emit(run(cfg, make_console(quiet)).to_json(), json_output)

@@ -6,9 +6,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dlcli.cli._options import DataDirOpt, DataOpt, ForceOpt, JsonOpt, QuietOpt
+from dlcli.cli._options import DataDirOpt, DataOpt, ForceOpt, JsonOpt, QuietOpt, config_option, given_values
 from dlcli.errors import EXIT_WORK
-from dlcli.workflows.frontier_rules import DEFAULT_VARIANTS, VARIANT_FORMS
+from dlcli.workflows.frontier_config import FrontierConfig
+from dlcli.workflows.frontier_rules import Gates, split_list
 
 if TYPE_CHECKING:
     from dlcli.workflows.frontier import FrontierResult
@@ -19,35 +20,22 @@ def frontier(
         help="The parent checkpoint (.pt); default: the latest run's best checkpoint.")] = None,
     data: DataOpt = None,
     data_dir: DataDirOpt = None,
-    variants: Annotated[str, typer.Option(
-        "--variants", help=f"Comma list of variants: {VARIANT_FORMS}. fp32, the reference, is always built.")
-    ] = ",".join(DEFAULT_VARIANTS),
-    out: Annotated[Path | None, typer.Option(
-        "--out", "-o", help="Folder for the variants and reports.", show_default="frontier/ next to the model")] = None,
-    recover_epochs: Annotated[int, typer.Option(
-        "--recover-epochs", help="Recovery epochs after pruning (0: none), and the distilled student's epochs.")] = 1,
-    train_samples: Annotated[int | None, typer.Option(
-        "--train-samples", help="Recovery and distillation on a balanced subset of N samples (quick tries).")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of training, subsets and calibration.")] = 0,
-    max_accuracy_drop: Annotated[float | None, typer.Option(
-        "--max-accuracy-drop", help="Gate: at most X percentage points below the parent's test accuracy.")] = None,
-    max_latency_ms: Annotated[float | None, typer.Option(
-        "--max-latency-ms", help="Gate: p50 latency at --latency-batch of at most X ms.")] = None,
-    max_size_mb: Annotated[float | None, typer.Option(
-        "--max-size-mb", help="Gate: file size of at most X MB (10^6 bytes).")] = None,
+    variants: Annotated[str | None, config_option(FrontierConfig, "variants", "--variants")] = None,
+    out: Annotated[Path | None, config_option(FrontierConfig, "out", "--out", "-o")] = None,
+    recover_epochs: Annotated[int | None, config_option(FrontierConfig, "recover_epochs", "--recover-epochs")] = None,
+    train_samples: Annotated[int | None, config_option(FrontierConfig, "train_samples", "--train-samples")] = None,
+    seed: Annotated[int | None, config_option(FrontierConfig, "seed", "--seed")] = None,
+    max_accuracy_drop: Annotated[float | None, config_option(Gates, "max_accuracy_drop", "--max-accuracy-drop")] = None,
+    max_latency_ms: Annotated[float | None, config_option(Gates, "max_latency_ms", "--max-latency-ms")] = None,
+    max_size_mb: Annotated[float | None, config_option(Gates, "max_size_mb", "--max-size-mb")] = None,
     pick: Annotated[bool, typer.Option(
         "--pick", help="Print the best passing artifact's path on stdout: highest accuracy, ties to the lower "
                        "latency.")] = False,
-    latency_batch: Annotated[int, typer.Option(
-        "--latency-batch", help="Batch size (1 or 32) whose p50 latency the Pareto marking and --max-latency-ms "
-                                "use.")] = 32,
-    threads: Annotated[int | None, typer.Option(
-        "--threads", help="onnxruntime threads for every measurement.", show_default="all cores")] = None,
-    iters: Annotated[int, typer.Option("--iters", help="Timed calls per variant, batch size and round.")] = 100,
-    rounds: Annotated[int, typer.Option(
-        "--rounds", help="Timing rounds in which all variants alternate.")] = 3,
-    verbose: Annotated[bool, typer.Option(
-        "--verbose", "-v", help="Show each step's own output (training progress, its tables).")] = False,
+    latency_batch: Annotated[int | None, config_option(FrontierConfig, "latency_batch", "--latency-batch")] = None,
+    threads: Annotated[int | None, config_option(FrontierConfig, "threads", "--threads")] = None,
+    iters: Annotated[int | None, config_option(FrontierConfig, "iters", "--iters")] = None,
+    rounds: Annotated[int | None, config_option(FrontierConfig, "rounds", "--rounds")] = None,
+    verbose: Annotated[bool | None, config_option(FrontierConfig, "verbose", "--verbose", "-v")] = None,
     force: ForceOpt = False,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -70,15 +58,14 @@ def frontier(
     """
     from dlcli.cli.common import make_console
     from dlcli.runs import latest_checkpoint
-    from dlcli.workflows.frontier import FrontierConfig, run
-    from dlcli.workflows.frontier_rules import Gates, split_list
+    from dlcli.workflows.frontier import run
 
-    cfg = FrontierConfig(
-        checkpoint=model or latest_checkpoint(), out=out, data=data, data_dir=str(data_dir) if data_dir else None,
-        variants=tuple(split_list(variants)), recover_epochs=recover_epochs, train_samples=train_samples, seed=seed,
-        threads=threads, latency_batch=latency_batch, iters=iters, rounds=rounds,
-        gates=Gates(max_accuracy_drop, max_latency_ms, max_size_mb), force=force, verbose=verbose,
-    )
+    gates = Gates(max_accuracy_drop=max_accuracy_drop, max_latency_ms=max_latency_ms, max_size_mb=max_size_mb)
+    cfg = FrontierConfig(model or latest_checkpoint(), gates=gates, force=force, **given_values(
+        out=out, data=data, data_dir=str(data_dir) if data_dir else None,
+        variants=tuple(split_list(variants)) if variants is not None else None, recover_epochs=recover_epochs,
+        train_samples=train_samples, seed=seed, threads=threads, latency_batch=latency_batch, iters=iters,
+        rounds=rounds, verbose=verbose))
     report(run(cfg, make_console(quiet)), json_output, pick)
 
 

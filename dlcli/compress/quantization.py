@@ -39,11 +39,10 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
-from dlcli.compress.int8_choices import CALIBRATIONS, METHODS
 from dlcli.compress.int8_rewrites import WEIGHTED_OPS
 from dlcli.errors import UsageError
 
-__all__ = ["CALIBRATIONS", "METHODS"]  # re-exported: the names live in int8_choices (torch- and onnx-free)
+# Keyed by dlcli.choices.CALIBRATIONS (tests/test_contract_compress.py checks they agree).
 _CALIBRATORS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                 "percentile": CalibrationMethod.Percentile}
 CALIBRATION_BATCH = 64
@@ -71,11 +70,8 @@ class QuantSpec:
     """onnxruntime `quantize_static` extra_options (ActivationSymmetric, ...)."""
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise UsageError(f"unknown quantization method {self.method!r}; choose from {', '.join(METHODS)}.")
-        if self.calibration not in CALIBRATIONS:
-            raise UsageError(f"unknown calibration method {self.calibration!r}; "
-                             f"choose from {', '.join(CALIBRATIONS)}.")
+        """method and calibration are user input, checked once where they enter: QuantizeConfig
+        (dlcli.workflows.quantize_config), before any data loads."""
         if self.activations not in ("uint8", "int8") or self.quant_format not in ("qdq", "qoperator"):
             raise UsageError(f"unsupported activations/format {self.activations}/{self.quant_format}.")
 

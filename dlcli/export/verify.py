@@ -21,7 +21,6 @@ from torch import nn
 from dlcli.errors import WorkError
 from dlcli.export.runtime import input_spec, run
 
-DEFAULT_ATOL = 1e-4
 LARGE_BATCH = 64
 SINGLE_RUNS = 4
 STATIC_SINGLE_RUNS = 16

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -17,54 +17,16 @@ import torch
 
 from dlcli.console import Console
 from dlcli.data.dataset import Dataset
-from dlcli.errors import UsageError
 from dlcli.measure.environment import announce_timing, available_cores, environment, fingerprint
 from dlcli.measure.timing import LatencyStats, describe_method
-from dlcli.workflows.benchmark_artifacts import Artifact, Timing, open_artifact, time_all
+from dlcli.workflows.benchmark_artifacts import Artifact, open_artifact, time_all
+from dlcli.workflows.benchmark_config import BenchmarkConfig
 from dlcli.workflows.benchmark_report import headline, show_table, write_csv, write_plot
 from dlcli.workflows.result import CommandResult
 
-__all__ = ["POOL_SIZE", "BenchmarkConfig", "BenchmarkResult", "open_artifact", "run", "time_all"]
+__all__ = ["POOL_SIZE", "BenchmarkResult", "open_artifact", "run", "time_all"]
 
 POOL_SIZE = 512  # real images the timed batches rotate through, when --data is given
-COMPARE_ROUNDS = 3  # several artifacts: interleaved rounds, so a noisy spell on the machine hits all alike
-
-
-@dataclass(frozen=True)
-class BenchmarkConfig:
-    artifacts: Sequence[Path]
-    batch_sizes: Sequence[int] = (1, 32)
-    threads: int | None = None
-    """torch.set_num_threads and onnxruntime intra-op threads; None: all cores available to us."""
-    warmup: int = 10
-    iters: int | None = None
-    seconds: float | None = None
-    device: str = "auto"
-    compile: bool = False
-    data: str | None = None
-    data_dir: str | None = None
-    csv: Path | None = None
-    plot: Path | None = None
-    """PNG of accuracy (or throughput) against latency; none unless asked for."""
-    force: bool = False
-    rounds: int | None = None
-    """Interleaved timing rounds (iters/seconds apply to each); None: COMPARE_ROUNDS with several
-    artifacts, else 1 (see `timing`)."""
-
-    def __post_init__(self) -> None:
-        if not self.artifacts:
-            raise UsageError("give at least one artifact (.pt checkpoint or .onnx file) to benchmark.")
-        if not self.batch_sizes or any(b <= 0 for b in self.batch_sizes):
-            raise UsageError(f"--batch-size needs positive integers, got {list(self.batch_sizes)}.")
-        if self.threads is not None and self.threads <= 0:
-            raise UsageError(f"--threads must be positive, got {self.threads}.")
-        if self.rounds is not None and self.rounds < 1:
-            raise UsageError(f"--rounds must be at least 1, got {self.rounds}.")
-
-    @property
-    def timing(self) -> Timing:
-        rounds = self.rounds or (COMPARE_ROUNDS if len(self.artifacts) > 1 else 1)
-        return Timing(tuple(self.batch_sizes), rounds, self.warmup, self.iters, self.seconds)
 
 
 @dataclass
@@ -87,16 +49,6 @@ class BenchmarkResult(CommandResult):
         devices = ",".join(sorted({r["device"] for r in rows})) or None
         return cls(str(written) if written else None, headline(rows), devices, seconds, rows, environment, method,
                    str(csv) if csv else None, str(plot) if plot else None)
-
-
-def parse_batch_sizes(text: str) -> list[int]:
-    try:
-        sizes = [int(p) for p in text.split(",") if p.strip()]
-    except ValueError:
-        sizes = []
-    if not sizes or any(s <= 0 for s in sizes):
-        raise UsageError(f"--batch-size expects positive integers like 1,32, got {text!r}.")
-    return sizes
 
 
 def run(cfg: BenchmarkConfig, console: Console) -> BenchmarkResult:

@@ -15,17 +15,7 @@ from dlcli.data.dataset import Dataset
 from dlcli.errors import InputFileError, UsageError, WorkError
 from dlcli.measure.runners import Runner, onnx_runner, time_runners, torch_runner
 from dlcli.measure.timing import LatencyStats, input_batches
-
-
-@dataclass(frozen=True)
-class Timing:
-    """How the artifacts are timed (the part of `BenchmarkConfig` that `time_all` needs)."""
-
-    batch_sizes: tuple[int, ...]
-    rounds: int
-    warmup: int = 10
-    iters: int | None = None
-    seconds: float | None = None
+from dlcli.workflows.benchmark_config import Timing
 
 
 @dataclass

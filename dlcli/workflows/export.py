@@ -23,7 +23,6 @@ from dlcli.export.metadata import export_metadata, parameter_count, write_metada
 from dlcli.export.onnx_export import export_onnx
 from dlcli.export.runtime import ort_session
 from dlcli.export.verify import (
-    DEFAULT_ATOL,
     ParityReport,
     check_model_file,
     compare_outputs,
@@ -34,39 +33,8 @@ from dlcli.export.verify import (
 )
 from dlcli.runs import check_step_output
 from dlcli.threads import use_threads
+from dlcli.workflows.export_config import ExportConfig
 from dlcli.workflows.result import CommandResult, not_in_json
-
-# Oldest opset the export was tried at: cnn, resnet, mlp and vit pass the ONNX checker at 9 (a cnn
-# export also the parity check); opset 5's BatchNormalization lacks what the exporter writes.
-MIN_OPSET = 9
-
-
-@dataclass(frozen=True)
-class ExportConfig:
-    checkpoint: Path
-    """The dlcli checkpoint (.pt) to export."""
-    out: Path | None = None
-    """The .onnx file to write; None: next to the checkpoint, same name."""
-    opset: int | None = None
-    """None: the exporter's own (18 or newer); below 18 uses the TorchScript exporter."""
-    dynamic_batch: bool = True
-    atol: float = DEFAULT_ATOL
-    """Largest allowed |onnxruntime - PyTorch| logit difference."""
-    data_dir: str | None = None
-    force: bool = False
-    threads: int | None = None
-    """See dlcli.threads."""
-
-    def __post_init__(self) -> None:
-        if self.atol <= 0:
-            raise UsageError(f"--atol must be positive, got {self.atol}.")
-        if self.opset is not None and self.opset < MIN_OPSET:
-            raise UsageError(f"--opset {self.opset} is older than dlcli exports to (at least {MIN_OPSET}; the "
-                             "default is the exporter's own, currently 18 or newer).")
-
-    @property
-    def destination(self) -> Path:
-        return Path(self.out) if self.out is not None else Path(self.checkpoint).with_suffix(".onnx")
 
 
 @dataclass

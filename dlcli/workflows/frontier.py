@@ -12,84 +12,24 @@ times drift.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from dlcli.console import Console
 from dlcli.errors import UsageError
 from dlcli.workflows.frontier_build import Built, Recipe, build, prepare_out_dir
+from dlcli.workflows.frontier_config import BATCH_SIZES, FrontierConfig
 from dlcli.workflows.frontier_rules import (
-    DEFAULT_VARIANTS,
     REFERENCE,
     Gates,
     Point,
-    Variant,
     gate_failures,
     pareto_flags,
-    parse_variants,
     pick,
     student_args,
 )
 from dlcli.workflows.result import CommandResult
-
-BATCH_SIZES = (1, 32)
-
-
-@dataclass(frozen=True)
-class FrontierConfig:
-    checkpoint: Path
-    """The parent: a dlcli checkpoint (.pt)."""
-    out: Path | None = None
-    """The folder for every variant and report; None: `frontier/` next to the checkpoint."""
-    data: str | None = None
-    """Data for recovery, distillation, calibration and accuracy; None: the checkpoint's dataset."""
-    data_dir: str | None = None
-    variants: tuple[str, ...] = DEFAULT_VARIANTS
-    """Variant names (frontier_rules.VARIANT_FORMS); fp32, the reference, is always included."""
-    recover_epochs: int = 1
-    """Recovery epochs after pruning, and the distilled student's epochs."""
-    train_samples: int | None = None
-    """Train recovery and distillation on a seeded subset of this many samples (quick tries, tests)."""
-    seed: int = 0
-    threads: int | None = None
-    """onnxruntime intra-op threads for every measurement; None: all cores available to us."""
-    latency_batch: int = 32
-    """The batch size whose p50 latency the Pareto marking and --max-latency-ms use."""
-    warmup: int = 10
-    iters: int = 100
-    """Timed calls per variant, batch size and round."""
-    rounds: int = 3
-    """Interleaved timing rounds (all variants alternate in each)."""
-    gates: Gates = field(default_factory=Gates)
-    force: bool = False
-    verbose: bool = False
-    """Show each step's own output (training progress, its tables)."""
-
-    def __post_init__(self) -> None:
-        chosen = self.parsed_variants()  # unknown names fail before any work
-        if self.recover_epochs < 0:
-            raise UsageError(f"--recover-epochs must be 0 or more, got {self.recover_epochs}.")
-        if self.recover_epochs == 0 and any(v.base == "distill" for v in chosen):
-            raise UsageError("the distilled variant trains a student: --recover-epochs must be at least 1 "
-                             "(or drop `distilled` from --variants).")
-        if self.latency_batch not in BATCH_SIZES:
-            raise UsageError(f"--latency-batch must be one of the measured batch sizes "
-                             f"{', '.join(map(str, BATCH_SIZES))}, got {self.latency_batch}.")
-        for flag, value in (("--iters", self.iters), ("--rounds", self.rounds)):
-            if value < 1:
-                raise UsageError(f"{flag} must be at least 1, got {value}.")
-        if self.warmup < 0 or (self.threads is not None and self.threads < 1):
-            raise UsageError("--warmup must be 0 or more and --threads positive.")
-        if self.train_samples is not None and self.train_samples < 1:
-            raise UsageError(f"--train-samples must be positive, got {self.train_samples}.")
-
-    def parsed_variants(self) -> list[Variant]:
-        return parse_variants(self.variants)
-
-    @property
-    def out_dir(self) -> Path:
-        return Path(self.out) if self.out is not None else Path(self.checkpoint).parent / "frontier"
 
 
 @dataclass
@@ -190,7 +130,8 @@ def measure(
 
     from dlcli.measure.environment import announce_timing
     from dlcli.measure.timing import describe_method
-    from dlcli.workflows.benchmark import POOL_SIZE, BenchmarkConfig, open_artifact, time_all
+    from dlcli.workflows.benchmark import POOL_SIZE, open_artifact, time_all
+    from dlcli.workflows.benchmark_config import BenchmarkConfig
 
     bench = BenchmarkConfig(artifacts=[b.artifact for b in built.values()], batch_sizes=list(BATCH_SIZES),
                             threads=threads, warmup=cfg.warmup, iters=cfg.iters, device="cpu", rounds=cfg.rounds)

@@ -181,13 +181,15 @@ def _training_config(recipe: Recipe, **values: Any) -> Any:
 
 
 def _export(step: Step, source: Path, target: Path, recipe: Recipe, console: Console) -> dict[str, Any]:
-    from dlcli.workflows.export import ExportConfig, run
+    from dlcli.workflows.export import run
+    from dlcli.workflows.export_config import ExportConfig
 
     return run(ExportConfig(source, target, data_dir=recipe.data_dir, force=True), console).to_json()
 
 
 def _quantize(step: Step, source: Path, target: Path, recipe: Recipe, console: Console) -> dict[str, Any]:
-    from dlcli.workflows.quantize import QuantizeConfig, run
+    from dlcli.workflows.quantize import run
+    from dlcli.workflows.quantize_config import QuantizeConfig
 
     # quantize times fp32 against int8 itself; one round suffices: the frontier measures all variants again.
     return run(QuantizeConfig(model=source, data=recipe.data, data_dir=recipe.data_dir, out=target, force=True,

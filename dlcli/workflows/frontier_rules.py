@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dlcli.config import option
 from dlcli.errors import UsageError
 
 DEFAULT_VARIANTS = ("fp32", "int8", "channel-50", "global-90", "distilled", "channel-50-int8")
@@ -79,12 +80,10 @@ def split_list(text: str) -> list[str]:
 class Gates:
     """Limits a shippable variant must meet; None: no limit."""
 
-    max_accuracy_drop: float | None = None
-    """Percentage points below the parent's test accuracy."""
-    max_latency_ms: float | None = None
-    """p50 latency at the reference batch size."""
-    max_size_mb: float | None = None
-    """File size in MB (10^6 bytes)."""
+    max_accuracy_drop: float | None = option(
+        None, help="Gate: at most X percentage points below the parent's test accuracy.")
+    max_latency_ms: float | None = option(None, help="Gate: p50 latency at --latency-batch of at most X ms.")
+    max_size_mb: float | None = option(None, help="Gate: file size of at most X MB (10^6 bytes).")
 
     def __post_init__(self) -> None:
         for flag, value in (("--max-accuracy-drop", self.max_accuracy_drop), ("--max-latency-ms", self.max_latency_ms),

@@ -85,15 +85,9 @@ def onnx_checked(model: nn.Module, input_shape: list[int], threads: int) -> Any:
     """An onnxruntime runner of `model`'s ONNX export, whose outputs were checked against PyTorch's."""
     from dlcli.export.onnx_export import export_onnx
     from dlcli.export.runtime import ort_session
-    from dlcli.export.verify import (
-        DEFAULT_ATOL,
-        compare_outputs,
-        inputs_needed,
-        parity_inputs,
-        random_inputs,
-        require_parity,
-    )
+    from dlcli.export.verify import compare_outputs, inputs_needed, parity_inputs, random_inputs, require_parity
     from dlcli.measure.runners import onnx_runner
+    from dlcli.workflows.export_config import DEFAULT_ATOL
 
     model = copy.deepcopy(model).cpu()  # export_onnx moves its model to the CPU in place
     session = ort_session(export_onnx(model, input_shape).proto.SerializeToString(), threads)

@@ -23,7 +23,6 @@ import onnx
 
 from dlcli.checkpoint import atomic_write
 from dlcli.compress import quantization as q
-from dlcli.compress.int8_choices import CALIBRATIONS, METHODS
 from dlcli.console import Console
 from dlcli.data.dataset import Dataset
 from dlcli.errors import InputFileError, UsageError
@@ -32,6 +31,7 @@ from dlcli.export.runtime import load_onnx
 from dlcli.measure.environment import available_cores
 from dlcli.runs import check_step_output
 from dlcli.threads import use_threads
+from dlcli.workflows.quantize_config import REPORT_LAYERS_STATIC, QuantizeConfig
 from dlcli.workflows.quantize_measure import Comparison, gate, measure
 from dlcli.workflows.quantize_plan import (
     Outcome,
@@ -45,62 +45,6 @@ from dlcli.workflows.quantize_plan import (
 )
 from dlcli.workflows.quantize_report import layer_report, report, slower_batches, warn_if_slower
 from dlcli.workflows.result import CommandResult, not_in_json
-
-LATENCY_ROUNDS = 3
-
-
-REPORT_LAYERS_STATIC = "--report-layers compares calibrated (static) activations; use it with --method static."
-
-
-@dataclass(frozen=True)
-class QuantizeConfig:
-    model: Path
-    """A dlcli checkpoint (.pt) or ONNX file."""
-    method: str | None = None
-    """A name from `int8_choices.METHODS`; None: static when the graph has Conv layers, else dynamic."""
-    data: str | None = None
-    """Calibration and evaluation data; None: the dataset recorded in the model."""
-    data_dir: str | None = None
-    calib_samples: int = 512
-    calibration: str = "minmax"
-    """A name from `int8_choices.CALIBRATIONS`."""
-    per_channel: bool = True
-    reduce_range: bool | None = None
-    """None: on for x86 CPUs without VNNI, else off."""
-    exclude: tuple[str, ...] = ()
-    """Op types or node names to keep fp32."""
-    report_layers: bool = False
-    max_accuracy_drop: float | None = None
-    """Percentage points of test accuracy the int8 model may lose; more fails the command."""
-    out: Path | None = None
-    """The int8 .onnx file; None: `<stem>.int8.onnx` next to the input."""
-    force: bool = False
-    seed: int = 0
-    threads: int | None = None
-    iters: int = 100
-    """Timed calls per batch size and round."""
-    rounds: int = LATENCY_ROUNDS
-    """Alternating fp32/int8 timing rounds; each latency is the p50 over all rounds' calls."""
-
-    def __post_init__(self) -> None:
-        if self.method is not None and self.method not in METHODS:
-            raise UsageError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}.")
-        if self.calibration not in CALIBRATIONS:
-            raise UsageError(f"--calibration must be one of {', '.join(CALIBRATIONS)}, got {self.calibration!r}.")
-        if self.calib_samples <= 0:
-            raise UsageError(f"--calib-samples must be positive, got {self.calib_samples}.")
-        if self.max_accuracy_drop is not None and self.max_accuracy_drop < 0:
-            raise UsageError(f"--max-accuracy-drop is in percentage points and cannot be negative, "
-                             f"got {self.max_accuracy_drop}.")
-        if self.iters <= 0 or self.rounds <= 0:
-            raise UsageError(f"--iters and rounds must be positive, got {self.iters} and {self.rounds}.")
-        if self.report_layers and self.method == "dynamic":  # known now: refuse before any data loads
-            raise UsageError(REPORT_LAYERS_STATIC)
-
-    @property
-    def destination(self) -> Path:
-        model = Path(self.model)
-        return Path(self.out) if self.out is not None else model.with_name(f"{model.stem}.int8.onnx")
 
 
 @dataclass
@@ -186,7 +130,8 @@ def open_source(cfg: QuantizeConfig, tmp: Path, console: Console) -> tuple[Sourc
         raise InputFileError(f"model not found: {path}")
     if path.suffix.lower() != ".onnx":
         from dlcli.checkpoint import load_checkpoint
-        from dlcli.workflows.export import ExportConfig, export_verified
+        from dlcli.workflows.export import export_verified
+        from dlcli.workflows.export_config import ExportConfig
 
         dataset = _load_data(cfg, cfg.data or load_checkpoint(path).dataset, console)
         export = ExportConfig(path, tmp / f"{path.stem}.onnx", data_dir=cfg.data_dir, force=True, threads=cfg.threads)
