@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import pickle
 import resource
 import signal
@@ -196,7 +197,8 @@ def test_config_values_merge_and_validate_or_refuse(tmp_path: Path, values: dict
     def load() -> None:
         cfg = merge(TrainConfig, read_config_file(path), {}).validate()
         assert isinstance(cfg.batch_size, int) and not isinstance(cfg.batch_size, bool)
-        assert cfg.epochs is None or (isinstance(cfg.epochs, int) and cfg.epochs >= 1)
+        assert cfg.epochs is None or (isinstance(cfg.epochs, (int, float)) and not isinstance(cfg.epochs, bool)
+                                      and math.isfinite(cfg.epochs) and cfg.epochs > 0)
         assert isinstance(cfg.model_args, dict)
         assert 0 <= cfg.momentum < 1
 
