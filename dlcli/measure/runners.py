@@ -96,7 +96,7 @@ def alternating_p50(
     runners: dict[str, Runner], input_shape: list[int], batch_sizes: list[int], rounds: int,
     iters: int | None = None, pool: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """`p50_by_batch` flattened to {"latency_ms_b{N}{key}": p50}, the keys prune's metrics use."""
+    """`p50_by_batch` flattened to {"latency_ms_b{N}{key}": p50}: the flat keys the benchmark scripts record."""
     found = p50_by_batch(runners, input_shape, batch_sizes, rounds, iters, pool)
     return {f"latency_ms_b{b}{key}": p50 for b in batch_sizes for key, per in found.items()
             for batch, p50 in per.items() if batch == b}
