@@ -180,3 +180,21 @@ def test_prune_options_come_from_prune_spec_and_config(cli, trained_checkpoint: 
         assert field_help(cls, name) in text
     cfg = printed(cli, "prune", trained_checkpoint, "--method", "channel", "--amount", "0.5")
     assert cfg["steps"] == 1 and cfg["round_to"] == DEFAULT_ROUND_TO and cfg["recover"] == "labels"
+
+
+def test_recovery_epochs_may_be_fractional_like_epochs(cli, trained_checkpoint: Path) -> None:
+    """--finetune-epochs takes what --epochs takes (a fraction), for prune's recovery as for training."""
+    cfg = printed(cli, "prune", trained_checkpoint, "--method", "channel", "--amount", "0.5",
+                  "--finetune-epochs", "0.5")
+    assert cfg["epochs"] == 0.5
+
+
+def test_a_fractional_run_reports_the_epochs_it_trained(cli, tmp_path: Path, tiny_train: list[str]) -> None:
+    """metrics.epochs is 1.5 for --epochs 1.5 (two epochs begun), and stays a whole number otherwise."""
+    at = tiny_train.index("--epochs")
+    args = tiny_train[:at] + tiny_train[at + 2:]
+    half = cli("train", *args, "--epochs", "1.5", "--out", tmp_path / "half", "--json")
+    whole = cli("train", *args, "--epochs", "2", "--out", tmp_path / "whole", "--json")
+    assert half.code == whole.code == 0, half.err + whole.err
+    assert half.json()["metrics"]["epochs"] == 1.5
+    assert whole.json()["metrics"]["epochs"] == 2 and isinstance(whole.json()["metrics"]["epochs"], int)

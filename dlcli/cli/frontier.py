@@ -22,7 +22,7 @@ def frontier(
     data_dir: DataDirOpt = None,
     variants: Annotated[str | None, config_option(FrontierConfig, "variants", "--variants")] = None,
     out: Annotated[Path | None, config_option(FrontierConfig, "out", "--out", "-o")] = None,
-    recover_epochs: Annotated[int | None, config_option(FrontierConfig, "recover_epochs", "--recover-epochs")] = None,
+    recover_epochs: Annotated[float | None, config_option(FrontierConfig, "recover_epochs", "--recover-epochs")] = None,
     train_samples: Annotated[int | None, config_option(FrontierConfig, "train_samples", "--train-samples")] = None,
     seed: Annotated[int | None, config_option(FrontierConfig, "seed", "--seed")] = None,
     max_accuracy_drop: Annotated[float | None, config_option(Gates, "max_accuracy_drop", "--max-accuracy-drop")] = None,

@@ -24,7 +24,7 @@ def prune(
     steps: Annotated[int | None, config_option(PruneSpec, "steps", "--steps")] = None,
     round_to: Annotated[int | None, config_option(PruneSpec, "round_to", "--round-to")] = None,
     ignore: Annotated[list[str] | None, config_option(PruneSpec, "ignore", "--ignore")] = None,
-    finetune_epochs: Annotated[int | None, config_option(PruneConfig, "finetune_epochs", "--finetune-epochs")] = None,
+    finetune_epochs: Annotated[float | None, config_option(PruneConfig, "finetune_epochs", "--finetune-epochs")] = None,
     recover: Annotated[Literal[RECOVER_MODES] | None, config_option(  # type: ignore[valid-type]
         PruneConfig, "recover", "--recover")] = None,
     out: Annotated[Path | None, config_option(PruneConfig, "out", "--out", "-o")] = None,
@@ -63,7 +63,7 @@ def prune(
     given.emit(run_prune(config, given))
 
 
-def recovery_epochs(given: TrainingInvocation, finetune_epochs: int | None) -> int | None:
+def recovery_epochs(given: TrainingInvocation, finetune_epochs: float | None) -> float | None:
     """--finetune-epochs, or --epochs (the same option for prune); refuses --resume."""
     alias = given.flags.pop("epochs", None)
     if alias is not None:

@@ -33,7 +33,7 @@ class Recipe:
 
     data: str | None
     data_dir: str | None
-    recover_epochs: int
+    recover_epochs: float
     train_samples: int | None
     seed: int
     threads: int

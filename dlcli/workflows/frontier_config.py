@@ -25,7 +25,7 @@ class FrontierConfig:
     variants: tuple[str, ...] = option(
         DEFAULT_VARIANTS, show=", ".join(DEFAULT_VARIANTS),
         help=f"Comma list of variants: {VARIANT_FORMS}. fp32, the reference, is always built.")
-    recover_epochs: int = option(
+    recover_epochs: float = option(
         1, help="Recovery epochs after pruning (0: none), and the distilled student's epochs.")
     train_samples: int | None = option(
         None, help="Recovery and distillation on a balanced subset of N samples (quick tries).")

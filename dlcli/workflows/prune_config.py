@@ -27,7 +27,7 @@ class PruneConfig:
     spec: PruneSpec
     train: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=RECOVERY_BATCH_SIZE))
     """The recovery training's config (model and default dataset: the checkpoint's)."""
-    finetune_epochs: int | None = option(
+    finetune_epochs: float | None = option(
         None, show="1 when the data can be loaded", help="Recovery epochs after each round (0: none). "
         "--epochs is the same option.")
     recover: str = option("labels", help="labels: train on the labels; kd: distil from the unpruned model.")

@@ -27,13 +27,14 @@ from dlcli.workflows.prune_report import round_line
 from dlcli.workflows.run_writer import RunWriter
 
 
-def recovery_config(cfg: TrainConfig, parent: Checkpoint, finetune_epochs: int | None) -> TrainConfig:
-    """The parent's model and dataset, the recovery epochs per round (recorded as at least 1: 0 never
-    calls the loop) and the recovery learning rate by default. Validated."""
+def recovery_config(cfg: TrainConfig, parent: Checkpoint, finetune_epochs: float | None) -> TrainConfig:
+    """The parent's model and dataset, the recovery epochs per round (0, no recovery, is recorded as 1:
+    the loop is never called, and a config's epochs must be positive) and the recovery learning rate
+    by default. Validated."""
     if cfg.dropout is not None:
         raise UsageError("--dropout changes the architecture; prune keeps the checkpoint's model as it is.")
     lr = cfg.lr if cfg.lr is not None else DEFAULT_LR[cfg.optimizer] * RECOVERY_LR_FACTOR
-    epochs = max(finetune_epochs if finetune_epochs is not None else 1, 1)
+    epochs = finetune_epochs or 1
     return replace(cfg, model=parent.model_name, model_args=dict(parent.model_args), data=cfg.data or parent.dataset,
                    epochs=epochs, lr=lr).validate()
 
@@ -45,7 +46,7 @@ class Recovery:
 
     cfg: TrainConfig
     data: PreparedData | None
-    epochs: int
+    epochs: float
     teacher: nn.Module | None
     run_dir: Path | None
     parent: Checkpoint

@@ -102,7 +102,7 @@ def train_and_save(
         **outcome.test_metrics,
         "val_accuracy": outcome.fit.best_val_accuracy,
         "best_epoch": outcome.fit.best_epoch,
-        "epochs": len(outcome.fit.history),
+        "epochs": epochs_trained(len(outcome.fit.history), cfg.epochs),
         "params": count_parameters(job.model),
         "train_seconds": round(outcome.fit.seconds, 3),
     }
@@ -112,3 +112,10 @@ def train_and_save(
         console.info(f"test accuracy {metrics['accuracy']:.2%}  loss {metrics['loss']:.4f}  "
                      f"(best epoch {outcome.fit.best_epoch})")
     return TrainedRun(outcome.best_path, out_dir, metrics, outcome.fit.stopped_early)
+
+
+def epochs_trained(begun: int, planned: float) -> float:
+    """Epochs the run trained: those begun, or the planned fraction when the last was cut short (1.5,
+    not 2); a whole number stays an int in the JSON."""
+    trained = min(begun, planned)
+    return int(trained) if float(trained).is_integer() else trained
