@@ -156,12 +156,11 @@ class Trainer:
         exactly the steps its schedule was planned for."""
         start = time.perf_counter()
         s = self.state
-        s.steps_per_epoch = len(self.train_batches)
-        self._total = total_steps(self.options.epochs, s.steps_per_epoch)
-        self._last_epoch = s.epoch + math.ceil(max(0, self._total - s.global_step + s.step) / s.steps_per_epoch)
+        s.steps_per_epoch = len(self.train_batches)  # saved, so a resume can count epochs done before loading data
+        self._last_epoch = s.epoch + math.ceil(max(0, self.planned_steps - s.global_step + s.step) / s.steps_per_epoch)
         try:
             epoch = s.epoch
-            while s.global_step < self._total:
+            while self.more_to_do:
                 epoch += 1
                 if self._run_epoch(epoch):
                     break
@@ -171,8 +170,13 @@ class Trainer:
                          time.perf_counter() - start, s.skipped_batches)
 
     @property
+    def planned_steps(self) -> int:
+        """Optimizer steps the whole run takes (fractional epochs included)."""
+        return total_steps(self.options.epochs, len(self.train_batches))
+
+    @property
     def more_to_do(self) -> bool:
-        return self.state.global_step < self._total
+        return self.state.global_step < self.planned_steps
 
     def _run_epoch(self, epoch: int) -> bool:
         """One epoch (or its remainder after a mid-epoch resume); True when training should end."""
@@ -223,7 +227,7 @@ class Trainer:
 
     def _last_step(self) -> int:
         """The step the epoch under way ends at: all its batches, fewer when the run's steps end first."""
-        return min(len(self.train_batches), self.state.step + self._total - self.state.global_step)
+        return min(len(self.train_batches), self.state.step + self.planned_steps - self.state.global_step)
 
     def _train_epoch(self, epoch: int, last: int) -> dict[str, float]:
         self.train_mode(self.model)
