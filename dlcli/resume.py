@@ -64,7 +64,8 @@ def resumed_config(saved: dict[str, Any], explicit: dict[str, Any], path: Path) 
 def check_resumable(training_state: dict[str, Any], path: Path, epochs: float) -> None:
     """Refuse a checkpoint without training state (best.pt) or a run that has nothing left to do:
     `epochs` not beyond what it has trained (fractions counted, in optimizer steps, as the loop does)."""
-    from dlcli.engine.state import TrainerState, total_steps
+    from dlcli.engine.budget import total_steps
+    from dlcli.engine.state import TrainerState
 
     if not training_state:
         raise InputFileError(

@@ -9,7 +9,7 @@ from torch import nn
 from dlcli.data.augment import make_augment, parse_augment
 from dlcli.data.tensors import Batches, TensorSplit, carve_validation, limit_samples
 from dlcli.engine import ClassificationTask, DistillationTask, LoopOptions, Trainer, TrainerState, evaluate
-from dlcli.engine.state import total_steps
+from dlcli.engine.budget import total_steps
 from dlcli.errors import UsageError, WorkError
 from dlcli.losses import LOSSES, distillation_loss, make_loss
 from dlcli.optim import OPTIMIZERS, SCHEDULERS, make_optimizer, make_scheduler, parameter_groups

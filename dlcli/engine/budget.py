@@ -27,6 +27,11 @@ MIN_SELECTION_SAMPLES = 1000
 """Validation samples needed before the best epoch is chosen by validation accuracy."""
 
 
+def total_steps(epochs: float, steps_per_epoch: int) -> int:
+    """Optimizer steps in a run of `epochs` (fractional epochs round to whole steps, at least one)."""
+    return max(1, round(epochs * steps_per_epoch))
+
+
 def steps_per_epoch(train_samples: int, batch_size: int) -> int:
     return max(1, math.ceil(train_samples / batch_size))
 

@@ -20,8 +20,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from dlcli.engine.budget import total_steps
 from dlcli.engine.progress import NullProgress, ProgressSink
-from dlcli.engine.state import TrainerState, total_steps
+from dlcli.engine.state import TrainerState
 from dlcli.engine.tasks import Task
 from dlcli.errors import WorkError
 

@@ -16,11 +16,6 @@ from typing import Any
 import torch
 
 
-def total_steps(epochs: float, steps_per_epoch: int) -> int:
-    """Optimizer steps in a run of `epochs` (fractional epochs round to whole steps, at least one)."""
-    return max(1, round(epochs * steps_per_epoch))
-
-
 @dataclass
 class TrainerState:
     """Progress of one run. `epoch` counts finished epochs; `step` counts the finished batches of the

@@ -19,9 +19,9 @@ from dlcli.console import Console
 from dlcli.distributed import current as current_dist
 from dlcli.distributed import wrap_model
 from dlcli.engine import FitResult, LoopOptions, StopTraining, Task, Trainer, TrainerState
-from dlcli.engine.budget import selects_by_validation
+from dlcli.engine.budget import selects_by_validation, total_steps
 from dlcli.engine.progress import NullProgress, make_progress
-from dlcli.engine.state import restore_rng, total_steps
+from dlcli.engine.state import restore_rng
 from dlcli.errors import Interrupted
 from dlcli.losses import make_loss
 from dlcli.optim import make_optimizer, make_scheduler, parameter_groups
