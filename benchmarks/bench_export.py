@@ -24,10 +24,11 @@ from typing import Any
 
 import torch
 
-from dlcli.checkpoint import atomic_write, load_checkpoint
+from dlcli.checkpoint import load_checkpoint
 from dlcli.console import Console
 from dlcli.engine import predict
 from dlcli.export.runtime import ort_session
+from dlcli.runs import atomic_write
 from dlcli.workflows import evaluate, evaluate_onnx, export
 from dlcli.workflows.benchmark import run as run_benchmark
 from dlcli.workflows.benchmark_config import BenchmarkConfig

@@ -33,8 +33,8 @@ from typing import Any
 
 from _common import dlcli, require_data_dir
 
-from dlcli.checkpoint import atomic_write
 from dlcli.console import Console
+from dlcli.runs import atomic_write
 
 RESULTS = Path(__file__).parent / "results" / "frontier.json"
 RUNS = Path("runs/bench_frontier")

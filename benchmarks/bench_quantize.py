@@ -35,13 +35,13 @@ from typing import Any
 import torch
 from _common import dlcli, require_data_dir
 
-from dlcli.checkpoint import atomic_write
 from dlcli.compress import int8_rewrites
 from dlcli.compress import quantization as q
 from dlcli.console import Console
 from dlcli.export.runtime import load_onnx, ort_session
 from dlcli.measure.environment import available_cores, environment, fingerprint
 from dlcli.measure.runners import alternating_p50, onnx_runner
+from dlcli.runs import atomic_write
 from dlcli.workflows import export
 from dlcli.workflows.evaluate import evaluation_split
 from dlcli.workflows.evaluate_onnx import onnx_metrics

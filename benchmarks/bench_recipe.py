@@ -38,7 +38,7 @@ PHASES = [
     ("  validation", "dlcli.engine.loop", "evaluate", ()),
     ("  checkpoint saves", "dlcli.workflows.run_writer", "RunWriter.epoch_end", ()),
     ("test evaluation", "dlcli.workflows.fit", "finish_run", ()),
-    ("curves.png", "dlcli.workflows.fit", "plot_curves", ()),
+    ("curves.png (waiting for its helper)", "dlcli.plot_process", "PendingCurves.wait", ()),
 ]
 
 
@@ -78,6 +78,9 @@ def _install(totals: dict[str, list[float]]) -> None:
 def child(argv: list[str], report: Path) -> None:
     """Run `dlcli ARGV` in this process with its phases timed; write them to `report`."""
     totals: dict[str, list[float]] = {}
+    from dlcli import plot_process
+
+    plot_process.start()  # as `dlcli train` does before it imports torch
     import torch  # noqa: F401  (timed as its own phase: the CLI would import it at the same point)
 
     totals["import torch"] = [time.perf_counter() - START, time.process_time()]
@@ -92,6 +95,9 @@ def child(argv: list[str], report: Path) -> None:
     totals["whole process (from python start)"] = [time.perf_counter() - START, time.process_time()]
     report.write_text(json.dumps({"code": code, "phases": {k: [round(w, 3), round(c, 3)] for k, (w, c) in
                                                            totals.items()}}))
+    from dlcli.process_exit import exit_process
+
+    exit_process(code)  # as the `dlcli` executable ends
 
 
 def one_run(seed: int, extra: list[str], folder: Path) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """`python -m dlcli` runs the same entry point as the `dlcli` console script."""
 
-from dlcli.cli import main
+from dlcli.cli import console_main
 
 if __name__ == "__main__":
-    main()
+    console_main()

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 import pickle
 import re
-import tempfile
 import zipfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -26,6 +24,7 @@ from torch import nn
 
 from dlcli import __version__
 from dlcli.errors import InputFileError, UsageError
+from dlcli.runs import atomic_write
 from dlcli.validation import Range, coerce
 
 FORMAT = "dlcli.checkpoint"
@@ -158,28 +157,6 @@ def _payload(ckpt: Checkpoint) -> dict[str, Any]:
     data["format"] = FORMAT
     data["format_version"] = FORMAT_VERSION
     return data
-
-
-def atomic_write(path: str | Path, write: Any) -> Path:
-    """Call `write(tmp_path)`, then rename the temporary file over `path` in one step."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file normal permissions
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:

@@ -11,6 +11,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from dlcli.errors import ArtifactExistsError, InputFileError, UsageError
 
@@ -163,3 +164,25 @@ def check_writable(path: Path) -> None:
             pass
     except OSError as exc:
         raise UsageError(f"--out {path} cannot be written: {exc.strerror or exc}.") from None
+
+
+def atomic_write(path: str | Path, write: Any) -> Path:
+    """Call `write(tmp_path)`, then rename the temporary file over `path` in one step."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file normal permissions
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from dlcli.checkpoint import Checkpoint, atomic_write, lineage_entry, load_checkpoint, save_checkpoint
+from dlcli.checkpoint import Checkpoint, lineage_entry, load_checkpoint, save_checkpoint
 from dlcli.errors import InputFileError
 from dlcli.models import create_model
+from dlcli.runs import atomic_write
 
 
 def make_checkpoint() -> Checkpoint:

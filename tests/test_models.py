@@ -75,3 +75,44 @@ def test_reshape_rebuilds_a_narrower_model_from_its_state_dict() -> None:
 def test_unknown_model_name_suggests() -> None:
     with pytest.raises(UsageError, match="Did you mean 'resnet'"):
         MODELS.get("resnt")
+
+
+def _cnn(**args: object) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return create_model("cnn", (1, 28, 28), 10, [0.1], [0.3], args).eval()
+
+
+def test_cnn_crop_is_the_same_net_on_the_centre_of_the_image() -> None:
+    cropped, whole = _cnn(crop=2), _cnn()
+    whole.load_state_dict(cropped.state_dict())  # same layers, same names: the crop is no layer
+    x = torch.rand(4, 1, 28, 28)
+    assert torch.allclose(cropped(x), whole.body(whole.normalize(x)[:, :, 2:-2, 2:-2]), atol=1e-6)
+    assert isinstance(cropped.body[0], torch.nn.Conv2d)  # body.0 is the first convolution either way
+
+
+def test_cnn_crop_must_leave_an_image() -> None:
+    with pytest.raises(UsageError, match="crop=14 leaves nothing"):
+        _cnn(crop=14)
+
+
+def test_cnn_without_stem_norm_has_no_batchnorm_at_full_resolution() -> None:
+    body = _cnn(stem_norm=False).body
+    assert body[0].bias is not None and isinstance(body[1], torch.nn.MaxPool2d)
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in body) == 3  # the other blocks keep theirs
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "gelu", "silu"])
+def test_cnn_pools_before_a_monotonic_activation_and_computes_the_same(activation: str) -> None:
+    """max(f(a), f(b)) = f(max(a, b)) for a non-decreasing f: pooling first is the same function, on a
+    quarter of the values. GELU and SiLU are not monotonic and keep activation-then-pool."""
+    model = _cnn(activation=activation)
+    layers = list(model.body)
+    pool = next(i for i, m in enumerate(layers) if isinstance(m, torch.nn.MaxPool2d))
+    monotonic = activation in ("relu", "tanh", "sigmoid")
+    assert isinstance(layers[pool - 1], torch.nn.BatchNorm2d) == monotonic
+    swapped = list(layers)
+    for i, m in enumerate(layers):  # the textbook order: activation, then pool
+        if isinstance(m, torch.nn.MaxPool2d) and monotonic:
+            swapped[i], swapped[i + 1] = layers[i + 1], m
+    x = model.normalize(torch.rand(4, 1, 28, 28))
+    assert torch.allclose(torch.nn.Sequential(*swapped)(x), model.body(x), atol=1e-6)

@@ -144,6 +144,8 @@ def test_train_and_eval_json_keys(cli, trained_checkpoint: Path, tmp_path: Path)
 
 @pytest.mark.slow  # three training runs
 def test_finetune_and_distill_json_keys(cli, trained_checkpoint: Path, tmp_path: Path) -> None:
+    from dlcli.data.catalog import DATASETS
+
     tuned = cli("finetune", trained_checkpoint, *FAST_TRAIN, "--out", tmp_path / "f", "--json").json()
     assert list(tuned) == ["command", "artifact", "metrics", "device", "seconds", "run_dir", "stopped_early",
                            "parent"]
@@ -153,7 +155,8 @@ def test_finetune_and_distill_json_keys(cli, trained_checkpoint: Path, tmp_path:
     assert list(distilled) == ["command", "artifact", "metrics", "device", "seconds", "run_dir", "baseline_artifact"]
     assert Path(distilled["baseline_artifact"]).parent == tmp_path / "d" / "baseline"
     saved = yaml.safe_load((tmp_path / "d" / "config.yaml").read_text())
-    assert saved["model"] == "cnn" and saved["model_args"] == {"width": 0.5}  # the student, as trained
+    recipe = DATASETS.get("mnist-sample").recipes["cnn"].model_args  # a named student gets the recipe too
+    assert saved["model"] == "cnn" and saved["model_args"] == {**recipe, "width": 0.5}  # the student, as trained
 
 
 def test_distill_and_finetune_options_default_to_their_configs_declarations(cli, trained_checkpoint: Path) -> None:
@@ -198,3 +201,34 @@ def test_a_fractional_run_reports_the_epochs_it_trained(cli, tmp_path: Path, tin
     assert half.code == whole.code == 0, half.err + whole.err
     assert half.json()["metrics"]["epochs"] == 1.5
     assert whole.json()["metrics"]["epochs"] == 2 and isinstance(whole.json()["metrics"]["epochs"], int)
+
+
+def test_train_uses_the_datasets_recipe_for_its_model(cli) -> None:
+    """MNIST's cnn recipe (dlcli.data.catalog): its epochs, sgd learning rate and model arguments when
+    not given; every flag wins; other models and optimizers keep the plain defaults."""
+    from dlcli.data.catalog import DATASETS
+
+    recipe = DATASETS.get("mnist").recipes["cnn"]
+    cfg = printed(cli, "train", "--data", "mnist")
+    assert cfg["epochs"] == recipe.epochs and cfg["lr"] == recipe.lr["sgd"] != choices.DEFAULT_LR["sgd"]
+    assert cfg["model_args"] == recipe.model_args
+    given = printed(cli, "train", "--data", "mnist", "--epochs", "3", "--lr", "0.1", "-a", "crop=0")
+    assert given["epochs"] == 3 and given["lr"] == 0.1 and given["model_args"] == {**recipe.model_args, "crop": 0}
+    adam = printed(cli, "train", "--data", "mnist", "--optimizer", "adam")
+    assert adam["lr"] == choices.DEFAULT_LR["adam"] and adam["epochs"] == recipe.epochs
+    resnet = printed(cli, "train", "--data", "mnist", "--model", "resnet")
+    assert resnet["lr"] == choices.DEFAULT_LR["sgd"] and resnet["model_args"] == {}
+    assert resnet["epochs"] == DATASETS.get("mnist").default_epochs
+    small = printed(cli, "train", "--data", "mnist", "--train-samples", "2000")
+    assert small["epochs"] > recipe.epochs  # the step budget raises the recipe's epochs on small data
+
+
+def test_the_recipes_model_is_what_the_checkpoint_records(cli, tmp_path: Path) -> None:
+    from dlcli.checkpoint import load_checkpoint
+    from dlcli.data.catalog import DATASETS
+
+    result = cli("train", *FAST_TRAIN, "--out", tmp_path / "run")
+    assert result.code == 0, result.err
+    args = load_checkpoint(tmp_path / "run" / "best.pt").model_args
+    recipe = DATASETS.get("mnist-sample").recipes["cnn"].model_args
+    assert {k: args[k] for k in recipe} == recipe

@@ -148,7 +148,10 @@ def test_ignore_and_default_output_name(cli, base_checkpoint: Path, tmp_path: Pa
                           *NO_RECOVERY)
     assert payload["artifact"] == str(tmp_path / "pruned-channel-0.5.pt")
     layers = ckpt.extra["pruning"]["layers"]
-    assert layers["body.0"]["shape"][0] == 8 and layers["body.4"]["shape"][0] == 8
+    first, second = [k for k, m in load_checkpoint(base_checkpoint).build_model().body.named_children()
+                     if isinstance(m, torch.nn.Conv2d)][:2]
+    assert first == "0" and layers["body.0"]["shape"][0] == 8  # ignored: whole
+    assert layers[f"body.{second}"]["shape"][0] == load_checkpoint(base_checkpoint).model_args["channels"][1] // 2
     # Rewriting our own file is fine; a file dlcli did not write needs --force.
     assert cli("prune", source, "--method", "channel", "--amount", "0.5", *NO_RECOVERY).code == 0
     foreign = tmp_path / "notes.pt"

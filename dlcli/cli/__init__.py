@@ -128,6 +128,18 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code)
 
 
+def console_main() -> None:
+    """The `dlcli` executable and `python -m dlcli`: `main`, then a process exit without the interpreter
+    teardown (dlcli.process_exit says why)."""
+    from dlcli.process_exit import exit_process
+
+    try:
+        main()
+    except SystemExit as exc:
+        exit_process(exc.code)
+    exit_process(0)
+
+
 def _run(args: list[str], debug: bool) -> tuple[str | None, int]:
     """Run the command; return (one-line error or None, exit code)."""
     command = typer.main.get_command(app)
@@ -159,4 +171,4 @@ def _print_json_error(message: str, code: int) -> None:
     write_stdout(json.dumps({"error": message, "exit_code": code}) + "\n")
 
 
-__all__ = ["EXIT_USAGE", "app", "main"]
+__all__ = ["EXIT_USAGE", "app", "console_main", "main"]

@@ -155,6 +155,10 @@ class TrainingInvocation:
         torchrun (this process has nothing left to do)."""
         from dlcli.cli.common import launch_distributed, resolve_train_config, resumed_train_config
 
+        if not self.print_config and self.nproc_per_node is None:
+            from dlcli import plot_process
+
+            plot_process.start()  # before torch is imported: see dlcli.plot_process
         if self.nproc_per_node is not None:
             launch_distributed(self.nproc_per_node, ARGV)
             return None

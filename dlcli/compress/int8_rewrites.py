@@ -48,14 +48,15 @@ def rewrite_for_int8(proto: onnx.ModelProto, x86_kernels: bool = True, keep_fp32
 
 
 def fp32_stem(proto: onnx.ModelProto, keep_fp32: set[str]) -> tuple[list[str], list[str]]:
-    """Keep a Conv -> Relu -> MaxPool stem with unaligned input channels (a grayscale or RGB image) in
-    fp32 and start int8 after the pool, in place; returns (fp32 node names, notes).
+    """Keep a Conv -> Relu -> MaxPool (or Conv -> MaxPool -> Relu) stem with unaligned input channels (a
+    grayscale or RGB image) in fp32 and start int8 after it, in place; returns (fp32 node names, notes).
 
     Such a conv is the cheapest layer in fp32 (NCHWc direct convolution) and the slowest in int8 even
     when padded (4x the multiply-adds, and 8-bit pooling at full resolution). onnxruntime moves a
     QuantizeLinear up through MaxPool, which would quantize before the pool and run it as a slow
-    8-bit NCHW MaxPool; a Relu after the pool (exact: its input is already >= 0) stops that, and
-    onnxruntime then fuses it into the QuantizeLinear."""
+    8-bit NCHW MaxPool; a Relu after the pool stops that, and onnxruntime then fuses it into the
+    QuantizeLinear. Conv -> MaxPool -> Relu (dlcli's cnn pools before a monotonic activation) has that
+    Relu already; Conv -> Relu -> MaxPool gets one (exact: its input is already >= 0)."""
     inits = {t.name: t for t in proto.graph.initializer}
     nodes = list(proto.graph.node)
     first = next((i for i, n in enumerate(nodes) if n.op_type in WEIGHTED_OPS), None)
@@ -63,16 +64,31 @@ def fp32_stem(proto: onnx.ModelProto, keep_fp32: set[str]) -> tuple[list[str], l
         return [], []
     conv = nodes[first]
     weight = _conv_weight(conv, inits)
-    relu = _only_user(proto, conv.output[0], "Relu")
-    pool = _only_user(proto, relu.output[0], "MaxPool") if relu is not None else None
-    if weight is None or weight.shape[1] % ALIGN == 0 or pool is None or {conv.name, conv.op_type} & keep_fp32:
+    if weight is None or weight.shape[1] % ALIGN == 0 or {conv.name, conv.op_type} & keep_fp32:
         return [], []
-    barrier = helper.make_node("Relu", [f"{pool.output[0]}_fp32"], [pool.output[0]], name=f"{pool.name}_int8_start")
-    pool.output[0] = barrier.input[0]
-    proto.graph.node.insert(list(proto.graph.node).index(pool) + 1, barrier)
-    kept = [n.name for n in nodes[:first]] + [conv.name, relu.name, pool.name, barrier.name]
-    return kept, [f"{conv.name} ({weight.shape[1]} input channel(s)) -> {relu.name} -> {pool.name} kept fp32; "
-                  "int8 starts after the pool"]
+    stem = _stem_after(proto, conv)
+    if stem is None:
+        return [], []
+    if stem[-1].op_type == "MaxPool":
+        pool = stem[-1]
+        barrier = helper.make_node("Relu", [f"{pool.output[0]}_fp32"], [pool.output[0]],
+                                   name=f"{pool.name}_int8_start")
+        pool.output[0] = barrier.input[0]
+        proto.graph.node.insert(list(proto.graph.node).index(pool) + 1, barrier)
+        stem.append(barrier)
+    kept = [n.name for n in nodes[:first]] + [conv.name] + [n.name for n in stem]
+    return kept, [f"{conv.name} ({weight.shape[1]} input channel(s)) -> {' -> '.join(n.name for n in stem[:2])} "
+                  "kept fp32; int8 starts after the pool"]
+
+
+def _stem_after(proto: onnx.ModelProto, conv: onnx.NodeProto) -> list[onnx.NodeProto] | None:
+    """The [Relu, MaxPool] or [MaxPool, Relu] that alone follow `conv`, or None."""
+    for first, second in (("Relu", "MaxPool"), ("MaxPool", "Relu")):
+        a = _only_user(proto, conv.output[0], first)
+        b = _only_user(proto, a.output[0], second) if a is not None else None
+        if b is not None:
+            return [a, b]
+    return None
 
 
 def _only_user(proto: onnx.ModelProto, tensor: str, op_type: str) -> onnx.NodeProto | None:

@@ -328,12 +328,16 @@ def layer_errors(
 
 
 def _layer_of(node: onnx.NodeProto | None, producers: dict[str, onnx.NodeProto]) -> str | None:
+    """The Conv/Gemm/MatMul a Relu or Clip belongs to (the quantizer fuses them away), also through a
+    MaxPool (dlcli's cnn pools before a monotonic activation); any other node is its own layer."""
     if node is None:
         return None
-    if node.op_type in ("Relu", "Clip") and node.input[0] in producers:
-        parent = producers[node.input[0]]
-        if parent.op_type in WEIGHTED_OPS:
-            return parent.name
+    parent = node
+    if node.op_type in ("Relu", "Clip"):
+        while parent.input[0] in producers and (parent is node or parent.op_type == "MaxPool"):
+            parent = producers[parent.input[0]]
+            if parent.op_type in WEIGHTED_OPS:
+                return parent.name
     return node.name
 
 

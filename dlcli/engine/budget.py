@@ -36,7 +36,7 @@ def steps_per_epoch(train_samples: int, batch_size: int) -> int:
     return max(1, math.ceil(train_samples / batch_size))
 
 
-def default_epochs(dataset_epochs: int, train_samples: int, batch_size: int) -> int:
+def default_epochs(dataset_epochs: float, train_samples: int, batch_size: int) -> float:
     """The dataset's recommended epochs, raised so that the run takes at least `MIN_STEPS` steps."""
     needed = math.ceil(MIN_STEPS / steps_per_epoch(train_samples, batch_size))
     return max(dataset_epochs, min(needed, MAX_EPOCHS))

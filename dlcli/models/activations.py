@@ -21,6 +21,8 @@ ACTIVATIONS.add("sigmoid", nn.Sigmoid)
 ACTIVATIONS.add("silu", lambda: nn.SiLU(inplace=True))
 
 DEFAULT_ACTIVATION = "relu"
+MONOTONIC = frozenset({"relu", "tanh", "sigmoid"})
+"""Non-decreasing activations: they commute with max-pooling (max(f(a), f(b)) = f(max(a, b)))."""
 
 
 def make_activation(name: str) -> nn.Module:

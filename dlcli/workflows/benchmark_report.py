@@ -7,9 +7,8 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from dlcli.checkpoint import atomic_write
 from dlcli.console import Console, short_labels
-from dlcli.runs import check_output_file
+from dlcli.runs import atomic_write, check_output_file
 
 
 def headline(rows: list[dict[str, Any]]) -> dict[str, float]:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 import onnx
 
-from dlcli.checkpoint import Checkpoint, atomic_write, file_sha256, lineage_entry, load_checkpoint
+from dlcli.checkpoint import Checkpoint, file_sha256, lineage_entry, load_checkpoint
 from dlcli.console import Console
 from dlcli.data.dataset import Dataset
 from dlcli.errors import DlcliError, InputFileError, UsageError, WorkError
@@ -31,7 +31,7 @@ from dlcli.export.verify import (
     random_inputs,
     require_parity,
 )
-from dlcli.runs import check_step_output
+from dlcli.runs import atomic_write, check_step_output
 from dlcli.threads import use_threads
 from dlcli.workflows.export_config import ExportConfig
 from dlcli.workflows.result import CommandResult, not_in_json

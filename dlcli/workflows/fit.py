@@ -25,7 +25,7 @@ from dlcli.engine.state import restore_rng
 from dlcli.errors import Interrupted
 from dlcli.losses import make_loss
 from dlcli.optim import make_optimizer, make_scheduler, parameter_groups
-from dlcli.plots import plot_curves
+from dlcli.plot_process import draw_curves
 from dlcli.workflows.preparation import PreparedData, eval_batches, split_metrics, train_batches
 from dlcli.workflows.resolve import channels_last_rule
 from dlcli.workflows.run_writer import RunWriter
@@ -130,9 +130,11 @@ def run_fit(
     if result.skipped_batches:
         console.warn(f"skipped {result.skipped_batches} batch(es) with a non-finite loss (--skip-nonfinite)")
     ctx.barrier()  # best.pt is complete before any rank reads it
-    test_metrics = finish_run(writer, data, channels_last, device) if ctx.is_main else {}
-    if ctx.is_main:
-        plot_curves(result.history, writer.out_dir / "curves.png")
+    if not ctx.is_main:
+        return TrainOutcome(result, {}, writer.best_path, writer.last_path)
+    curves = draw_curves(result.history, writer.out_dir / "curves.png")  # drawn while best.pt is tested
+    test_metrics = finish_run(writer, data, channels_last, device)
+    curves.wait()
     return TrainOutcome(result, test_metrics, writer.best_path, writer.last_path)
 
 

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from dlcli import __version__
-from dlcli.checkpoint import atomic_write, file_sha256
+from dlcli.checkpoint import file_sha256
 from dlcli.console import Console
 from dlcli.errors import ArtifactExistsError
+from dlcli.runs import atomic_write
 from dlcli.workflows.frontier_rules import Variant, reusable, step_key
 
 MANIFEST = "manifest.json"

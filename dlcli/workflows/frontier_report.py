@@ -9,8 +9,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlcli.checkpoint import atomic_write
 from dlcli.console import Console
+from dlcli.runs import atomic_write
 from dlcli.workflows.frontier_rules import Point, pareto_flags
 
 if TYPE_CHECKING:

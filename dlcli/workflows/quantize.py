@@ -21,7 +21,6 @@ from typing import Any, ClassVar
 
 import onnx
 
-from dlcli.checkpoint import atomic_write
 from dlcli.compress import quantization as q
 from dlcli.console import Console
 from dlcli.data.dataset import Dataset
@@ -29,7 +28,7 @@ from dlcli.errors import InputFileError, UsageError
 from dlcli.export.metadata import read_metadata, write_metadata, written_by
 from dlcli.export.runtime import load_onnx
 from dlcli.measure.environment import available_cores
-from dlcli.runs import check_step_output
+from dlcli.runs import atomic_write, check_step_output
 from dlcli.threads import use_threads
 from dlcli.workflows.quantize_config import REPORT_LAYERS_STATIC, QuantizeConfig
 from dlcli.workflows.quantize_measure import Comparison, gate, measure

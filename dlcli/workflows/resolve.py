@@ -27,14 +27,34 @@ def with_defaults(cfg: TrainConfig, default_data: str, lr_scale: float = 1.0) ->
     return replace(cfg, data=cfg.data or default_data, lr=lr).validate()
 
 
-def recommended_epochs(spec: str) -> int:
+def with_recipe(cfg: TrainConfig, default_data: str) -> TrainConfig:
+    """For a model trained from scratch (train, a named distill student): the dataset's recipe for the
+    model family (dlcli.data.catalog.Recipe) where the config says default: its epochs (through the
+    step budget, as the dataset's default epochs go), its learning rate for the optimizer, and its model
+    arguments under the ones given. finetune and prune's recovery keep the plain defaults: a recipe is
+    tuned for training from scratch."""
+    from dlcli.data.catalog import check_spec
+
+    spec = check_spec(cfg.data or default_data)
+    recipe = spec.recipes.get(cfg.model) if spec is not None else None
+    if spec is None or recipe is None:
+        return cfg
+    epochs = cfg.epochs
+    if epochs is None and recipe.epochs is not None:
+        samples = training_samples(spec.train_size, cfg.val_split, cfg.train_samples)
+        epochs = default_epochs(recipe.epochs, samples, cfg.batch_size)
+    lr = cfg.lr if cfg.lr is not None else recipe.lr.get(cfg.optimizer)
+    return replace(cfg, epochs=epochs, lr=lr, model_args={**recipe.model_args, **cfg.model_args})
+
+
+def recommended_epochs(spec: str) -> float:
     from dlcli.data.catalog import DATASETS
 
     name = spec.lower()
     return DATASETS.get(name).default_epochs if name in DATASETS else 10
 
 
-def budget_epochs(cfg: TrainConfig, train_total: int) -> int:
+def budget_epochs(cfg: TrainConfig, train_total: int) -> float:
     """--epochs if given, else the dataset's recommended epochs raised so that the run takes
     `MIN_STEPS` steps (dlcli.engine.budget) on the `train_total` samples of the training split."""
     if cfg.epochs is not None:

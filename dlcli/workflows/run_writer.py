@@ -13,12 +13,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from dlcli.checkpoint import Checkpoint, atomic_write, save_checkpoint
+from dlcli.checkpoint import Checkpoint, save_checkpoint
 from dlcli.config import TrainConfig, dump_yaml
 from dlcli.data.dataset import Dataset
 from dlcli.distributed import current as current_dist
 from dlcli.engine import Callbacks, Trainer
 from dlcli.engine.state import capture_rng
+from dlcli.runs import atomic_write
 from dlcli.signals import GracefulStop
 
 

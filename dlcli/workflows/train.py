@@ -14,7 +14,7 @@ from dlcli.engine import ClassificationTask
 from dlcli.losses import make_loss
 from dlcli.models import create_model, model_args
 from dlcli.workflows.preparation import DEFAULT_DATASET, prepare_data
-from dlcli.workflows.resolve import preview, start_run, with_data, with_defaults
+from dlcli.workflows.resolve import preview, start_run, with_data, with_defaults, with_recipe
 from dlcli.workflows.result import CommandResult
 from dlcli.workflows.training import TrainingJob, train_and_save
 
@@ -49,14 +49,15 @@ def resolved_model_args(name: str, args: dict[str, Any], dropout: float | None) 
 
 def describe(train: TrainConfig) -> dict[str, Any]:
     """What `train --print-config` prints: the config as the run resolves it."""
-    return preview(train, DEFAULT_DATASET).to_dict()
+    return preview(with_recipe(train, DEFAULT_DATASET), DEFAULT_DATASET).to_dict()
 
 
 def run(config: TrainRunConfig, console: Console) -> TrainResult:
     from dlcli.runs import prepare_out_dir
 
     start = time.perf_counter()
-    cfg, device, generator = start_run(with_defaults(config.train, DEFAULT_DATASET), console)
+    cfg, device, generator = start_run(with_defaults(with_recipe(config.train, DEFAULT_DATASET), DEFAULT_DATASET),
+                                       console)
     data = prepare_data(cfg, device, generator, console)
     ds = data.dataset
     cfg = with_data(cfg, device, len(ds.train), ds.input_shape, console)

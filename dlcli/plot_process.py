@@ -1,0 +1,101 @@
+"""curves.png drawn by a helper process, so that importing matplotlib overlaps the trainer's own imports.
+
+Why: a training command spends its first seconds importing torch and torch._dynamo on one core while
+the other is idle, and its last ones importing matplotlib (0.46 s) and drawing (0.25 s) after the
+loop, in series. A default MNIST run is meant to take 10 s whole (issue #15), so the curves are drawn
+by a child Python started before torch is imported: it imports matplotlib on the idle core, then waits
+on its stdin for the history, which the trainer sends when the loop ends; it draws while the trainer
+tests the best checkpoint, and the trainer waits for it before reporting, so curves.png exists when
+the command returns, as before.
+
+The helper is started only while torch is not imported yet (the executable's case: the overlap is
+the point); in-process callers that already hold torch (tests, Python users) draw in-process. A
+helper that cannot start or fails falls back to drawing in-process too (which shows the error, if
+there is one: the helper's own output is discarded). A trainer that stops early
+(an error, Ctrl-C, SIGTERM) closes the pipe unwritten, and the helper exits without drawing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from dlcli.plots import plot_curves
+
+_helper: subprocess.Popen[bytes] | None = None
+WAIT_SECONDS = 120
+"""How long the trainer waits for the helper's drawing before drawing in-process itself."""
+
+
+def start() -> None:
+    """Start the helper when it can still overlap the torch import (not yet imported; rank 0 or no
+    distributed run); a second call does nothing."""
+    global _helper
+    if _helper is None and "torch" not in sys.modules and os.environ.get("RANK", "0") == "0":
+        _helper = spawn()
+
+
+def spawn() -> subprocess.Popen[bytes] | None:
+    """A helper process, waiting for its request on stdin; None when it cannot be started."""
+    try:
+        return subprocess.Popen([sys.executable, "-c", "from dlcli.plot_process import serve; serve()"],
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError:
+        return None
+
+
+class PendingCurves:
+    """curves.png being drawn; `wait()` returns once the file is written (or drawn here instead)."""
+
+    def __init__(self, history: list[dict[str, Any]], path: Path) -> None:
+        global _helper
+        self.history, self.path = history, path
+        self.helper, _helper = _helper, None
+        if self.helper is not None:
+            try:
+                assert self.helper.stdin is not None
+                self.helper.stdin.write(json.dumps({"history": history, "path": str(path)}).encode())
+                self.helper.stdin.close()
+            except OSError:  # the helper died (it could not import matplotlib, say): draw here
+                self._drop()
+
+    def _drop(self) -> None:
+        if self.helper is not None:
+            self.helper.kill()
+            self.helper.wait()
+            self.helper = None
+
+    def wait(self) -> Path | None:
+        if self.helper is not None:
+            try:
+                self.helper.wait(timeout=WAIT_SECONDS)
+            except subprocess.TimeoutExpired:
+                pass
+            if self.helper.returncode == 0:
+                self.helper = None
+                return self.path if self.history else None
+            self._drop()
+        return plot_curves(self.history, self.path)
+
+
+def draw_curves(history: list[dict[str, Any]], path: Path) -> PendingCurves:
+    """Start drawing the run's curves (by the helper when there is one); `.wait()` for the file."""
+    return PendingCurves(history, path)
+
+
+def serve() -> None:
+    """The helper's body: import matplotlib, then draw the one request read from stdin, if any."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the trainer's to handle; EOF ends us
+    from dlcli.plots import pyplot
+
+    pyplot()  # the import this process exists to do early
+    raw = sys.stdin.buffer.read()
+    if not raw:
+        return
+    request = json.loads(raw)
+    plot_curves(request["history"], Path(request["path"]))
