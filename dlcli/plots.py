@@ -53,6 +53,11 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> Path | None:
     """Loss, accuracy and learning rate per epoch (train and, when there is one, validation)."""
     if not history:
         return None
+    return save(curves_figure(history), path, "train", crop=False)
+
+
+def curves_figure(history: list[dict[str, Any]]) -> Any:
+    """plot_curves' figure, laid out, not yet saved."""
     plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
@@ -75,7 +80,7 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> Path | None:
     ax_loss.legend()
     ax_acc.legend()
     fig.tight_layout()
-    return save(fig, path, "train", crop=False)
+    return fig
 
 
 def _percent() -> Any:

@@ -31,8 +31,10 @@ def test_compare_shows_only_differing_config_keys(cli, trained_checkpoint: Path,
     assert payload["command"] == "compare"
     assert [a["path"] for a in payload["artifacts"]] == [str(trained_checkpoint), str(other / "best.pt")]
     # the saved config holds the lr the run used (the sample's cnn recipe: not sgd's default), not null
+    from dlcli.data.catalog import DATASETS
+
     used = load_checkpoint(trained_checkpoint).config["lr"]
-    assert used == 0.4 != DEFAULT_LR["sgd"]
+    assert used == DATASETS.get("mnist-sample").recipes["cnn"].lr["sgd"] != DEFAULT_LR["sgd"]
     assert payload["config_differences"] == {"lr": [used, 0.05]}
     assert payload["artifacts"][1]["metrics"]["test_accuracy"] == 0.5
     assert payload["artifacts"][0]["lineage"][0]["step"] == "train"
