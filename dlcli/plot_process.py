@@ -4,9 +4,9 @@ Why: a training command spends its first seconds importing torch and torch._dyna
 the other is idle, and its last ones importing matplotlib (0.46 s) and drawing (0.25 s) after the
 loop, in series. A default MNIST run is meant to take 10 s whole (issue #15), so the curves are drawn
 by a child Python started before torch is imported: it imports matplotlib on the idle core, then waits
-on its stdin for the history, which the trainer sends when the loop ends; it draws while the trainer
-tests the best checkpoint, and the trainer waits for it before reporting, so curves.png exists when
-the command returns, as before.
+on its stdin for the history, which the trainer sends once the loop has ended and the best checkpoint
+is tested, and the trainer waits for it before reporting, so curves.png exists when the command
+returns, as before.
 
 The helper is started only while torch is not imported yet (the executable's case: the overlap is
 the point); in-process callers that already hold torch (tests, Python users) draw in-process. A
@@ -104,3 +104,4 @@ def serve() -> None:
         return
     request = json.loads(raw)
     plot_curves(request["history"], Path(request["path"]))
+    os._exit(0)  # the file is written and closed; matplotlib's teardown would keep the trainer waiting
