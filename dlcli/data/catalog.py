@@ -40,7 +40,7 @@ class DataFile:
 
 
 @dataclass(frozen=True)
-class Recipe:
+class TrainingRecipe:
     """How `dlcli train` trains one model family on a dataset where its options say default; any flag
     given wins. The values are measured, not guessed: the README's "Training recipe" section has the
     runs behind each."""
@@ -78,7 +78,7 @@ class DatasetSpec:
     license: str = field(default="", compare=False)
     splits: tuple[str, ...] = ("train", "test")
     """The splits `files` hold (IDX datasets); a test-only view holds ("test",)."""
-    recipes: dict[str, Recipe] = field(default_factory=dict, compare=False)
+    recipes: dict[str, TrainingRecipe] = field(default_factory=dict, compare=False)
     """Per model family: how `dlcli train` trains it on this dataset by default."""
 
     def test_only(self) -> DatasetSpec:
@@ -113,7 +113,7 @@ _DIGITS = tuple(str(i) for i in range(10))
 # MNIST's recipe for the default cnn (issue #15: >= 99 % in <= 10 s whole process on 2 CPU cores; the
 # README's "Training recipe" has the sweeps): drop the 2-pixel border that holds 0.24 % of the ink,
 # no BatchNorm at full resolution, wider middle blocks, and a short, hot one-cycle.
-_MNIST_CNN = Recipe(epochs=1.0, lr={"sgd": 0.6},
+_MNIST_CNN = TrainingRecipe(epochs=1.0, lr={"sgd": 0.6},
                     model_args={"crop": 2, "stem_norm": False, "channels": [8, 24, 48, 64]})
 _MNIST_STATS = {"mean": (0.1307,), "std": (0.3081,)}
 _MNIST_LICENSE = "MNIST: Y. LeCun, C. Cortes, C. J. C. Burges; CC BY-SA 3.0"

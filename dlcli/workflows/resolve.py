@@ -29,7 +29,7 @@ def with_defaults(cfg: TrainConfig, default_data: str, lr_scale: float = 1.0) ->
 
 def with_recipe(cfg: TrainConfig, default_data: str) -> TrainConfig:
     """For a model trained from scratch (train, a named distill student): the dataset's recipe for the
-    model family (dlcli.data.catalog.Recipe) where the config says default: its epochs (through the
+    model family (dlcli.data.catalog.TrainingRecipe) where the config says default: its epochs (through the
     step budget, as the dataset's default epochs go), its learning rate for the optimizer, and its model
     arguments under the ones given. finetune and prune's recovery keep the plain defaults: a recipe is
     tuned for training from scratch."""
