@@ -62,7 +62,9 @@ class PendingCurves:
         if self.helper is not None:
             try:
                 assert self.helper.stdin is not None
-                self.helper.stdin.write(json.dumps({"history": history, "path": str(path)}).encode())
+                # One line, read with readline: the helper must not wait for end-of-file, which a
+                # process forked meanwhile (a DataLoader worker) would hold back by inheriting the pipe.
+                self.helper.stdin.write(json.dumps({"history": history, "path": str(path)}).encode() + b"\n")
                 self.helper.stdin.close()
             except OSError:  # the helper died (it could not import matplotlib, say): draw here
                 self._drop()
@@ -99,8 +101,8 @@ def serve() -> None:
     warm = curves_figure(EXAMPLE)  # the import this process exists to do early, and a first drawing:
     warm.canvas.draw()  # fonts and text layout are then cached (0.30 s for a first figure, 0.22 s after)
     pyplot().close(warm)
-    raw = sys.stdin.buffer.read()
-    if not raw:
+    raw = sys.stdin.buffer.readline()
+    if not raw.strip():  # end-of-file: the trainer stopped before the curves
         return
     request = json.loads(raw)
     plot_curves(request["history"], Path(request["path"]))

@@ -5,7 +5,8 @@ Why: once torch (and torch._dynamo, which torch.optim imports) are loaded, the t
 the 2-core machine: `python -c "import torch, torch._dynamo"` took 3.1-3.2 s whole and 2.2-2.4 s with
 `os._exit(0)` as its last line. That is close to a tenth of a default training run (issue #15), spent
 after the results are written. So the executable does what a normal exit does that anyone can observe
-(waits for non-daemon threads, runs the atexit callbacks, flushes logging and the standard streams)
+(stops thread pools and waits for non-daemon threads, runs the atexit callbacks, flushes logging and
+the standard streams)
 and then leaves with `os._exit`: only the freeing of memory, which the OS does anyway, is skipped.
 
 Used only by the console script and `python -m dlcli`; `dlcli.cli.main` itself still raises
@@ -37,10 +38,12 @@ def exit_process(code: object) -> NoReturn:
     status = exit_code(code)
     if "torch" not in sys.modules:  # nothing heavy to tear down: the ordinary exit costs nothing
         sys.exit(status)
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
-    atexit._run_exitfuncs()  # what interpreter shutdown would run (multiprocessing's clean-up among them)
+    # What interpreter shutdown does first, in its order: threading's own exit hooks (they stop
+    # concurrent.futures' worker threads) and the wait for non-daemon threads, then the atexit
+    # callbacks (multiprocessing's clean-up among them). Both are CPython's private entry points to
+    # exactly those steps; a hand-written join loop would wait forever on an open thread pool.
+    threading._shutdown()  # type: ignore[attr-defined]
+    atexit._run_exitfuncs()
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -11,7 +11,6 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from dlcli.errors import ArtifactExistsError, InputFileError, UsageError
 
@@ -166,7 +165,7 @@ def check_writable(path: Path) -> None:
         raise UsageError(f"--out {path} cannot be written: {exc.strerror or exc}.") from None
 
 
-def atomic_write(path: str | Path, write: Any) -> Path:
+def atomic_write(path: str | Path, write: Callable[[str], object]) -> Path:
     """Call `write(tmp_path)`, then rename the temporary file over `path` in one step."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -144,7 +144,7 @@ def test_train_and_eval_json_keys(cli, trained_checkpoint: Path, tmp_path: Path)
 
 @pytest.mark.slow  # three training runs
 def test_finetune_and_distill_json_keys(cli, trained_checkpoint: Path, tmp_path: Path) -> None:
-    from dlcli.data.catalog import DATASETS
+    from dlcli.checkpoint import load_checkpoint
 
     tuned = cli("finetune", trained_checkpoint, *FAST_TRAIN, "--out", tmp_path / "f", "--json").json()
     assert list(tuned) == ["command", "artifact", "metrics", "device", "seconds", "run_dir", "stopped_early",
@@ -155,8 +155,9 @@ def test_finetune_and_distill_json_keys(cli, trained_checkpoint: Path, tmp_path:
     assert list(distilled) == ["command", "artifact", "metrics", "device", "seconds", "run_dir", "baseline_artifact"]
     assert Path(distilled["baseline_artifact"]).parent == tmp_path / "d" / "baseline"
     saved = yaml.safe_load((tmp_path / "d" / "config.yaml").read_text())
-    recipe = DATASETS.get("mnist-sample").recipes["cnn"].model_args  # a named student gets the recipe too
-    assert saved["model"] == "cnn" and saved["model_args"] == {**recipe, "width": 0.5}  # the student, as trained
+    assert saved["model"] == "cnn" and saved["model_args"] == {"width": 0.5}  # the student, as trained
+    student = load_checkpoint(Path(distilled["artifact"]))
+    assert student.model_args["width"] == 0.5 and student.model_args["crop"] == 0  # no recipe for a student
 
 
 def test_distill_and_finetune_options_default_to_their_configs_declarations(cli, trained_checkpoint: Path) -> None:
@@ -232,3 +233,32 @@ def test_the_recipes_model_is_what_the_checkpoint_records(cli, tmp_path: Path) -
     args = load_checkpoint(tmp_path / "run" / "best.pt").model_args
     recipe = DATASETS.get("mnist-sample").recipes["cnn"].model_args
     assert {k: args[k] for k in recipe} == recipe
+
+
+def test_the_step_budget_says_when_it_raises_the_recipes_epochs(capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    from dlcli.console import Console
+    from dlcli.workflows.resolve import with_data, with_defaults, with_recipe
+
+    cfg = with_defaults(with_recipe(TrainConfig(data="mnist", train_samples=2000), "mnist"), "mnist")
+    resolved = with_data(cfg, torch.device("cpu"), 60000, [1, 28, 28], Console(quiet=False), from_scratch=True)
+    assert resolved.epochs > 1
+    assert f"epochs: {resolved.epochs:g} rather than 1," in capsys.readouterr().err
+
+
+def test_a_run_saved_before_its_recipe_resumes_as_it_was(cli, tmp_path: Path) -> None:
+    """A last.pt whose config predates MNIST's recipe (model_args {}) resumes with that config, not the
+    recipe merged in (which the resume check would refuse as a changed architecture)."""
+    from dlcli.checkpoint import load_checkpoint, save_checkpoint
+
+    run = tmp_path / "old"
+    plain = ["-a", "crop=0", "-a", "stem_norm=true", "-a", "channels=[8,16,32,64]", "--lr", "0.2"]
+    assert cli("train", *FAST_TRAIN, *plain, "--out", run).code == 0
+    ckpt = load_checkpoint(run / "last.pt")
+    ckpt.config["model_args"] = {}  # what a run made before the recipe saved
+    save_checkpoint(ckpt, run / "last.pt")
+    resumed = cli("train", "--resume", run / "last.pt", "--epochs", "2", "-q")
+    assert resumed.code == 0, resumed.err
+    assert load_checkpoint(run / "last.pt").config["model_args"] == {}
+

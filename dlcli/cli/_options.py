@@ -148,17 +148,21 @@ class TrainingInvocation:
     nproc_per_node: int | None = None
 
     def train_config(self, command: str, out: Path | None = None, command_defaults: dict[str, Any] | None = None,
-                     **more: Any) -> TrainConfig | None:
+                     trains: bool = True, **more: Any) -> TrainConfig | None:
         """The command's TrainConfig: defaults < the command's defaults < --config file < flags (`more`
         are the command's own); with --resume, the one saved in the checkpoint, changed only by what the
         user gave again (see dlcli.resume). None when --nproc-per-node handed the command line to
-        torchrun (this process has nothing left to do)."""
+        torchrun (this process has nothing left to do).
+
+        When a training loop will run (`trains`, and not --print-config), the curves helper starts
+        here: the config's checks import torch, and the helper exists to overlap that import
+        (dlcli.plot_process). A config refused next leaves it to read end-of-file and exit."""
         from dlcli.cli.common import launch_distributed, resolve_train_config, resumed_train_config
 
-        if not self.print_config and self.nproc_per_node is None:
+        if trains and not self.print_config and self.nproc_per_node is None:
             from dlcli import plot_process
 
-            plot_process.start()  # before torch is imported: see dlcli.plot_process
+            plot_process.start()
         if self.nproc_per_node is not None:
             launch_distributed(self.nproc_per_node, ARGV)
             return None

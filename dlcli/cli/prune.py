@@ -50,7 +50,8 @@ def prune(
     finetune_epochs = recovery_epochs(given, finetune_epochs)
     from dlcli.workflows.prune import describe
 
-    train = given.train_config("prune", command_defaults={"batch_size": RECOVERY_BATCH_SIZE})
+    train = given.train_config("prune", command_defaults={"batch_size": RECOVERY_BATCH_SIZE},
+                               trains=finetune_epochs != 0)
     if train is None:
         return
     from dlcli.runs import latest_checkpoint

@@ -32,7 +32,7 @@ from dlcli.models import MODELS, create_model
 from dlcli.workflows.distill_config import DistillConfig
 from dlcli.workflows.distill_report import Compared, summarize
 from dlcli.workflows.preparation import PreparedData, eval_batches, prepare_data, split_metrics
-from dlcli.workflows.resolve import preview, start_run, with_data, with_defaults, with_recipe
+from dlcli.workflows.resolve import preview, start_run, with_data, with_defaults
 from dlcli.workflows.result import CommandResult, omitted_when_none
 from dlcli.workflows.train import resolved_model_args
 from dlcli.workflows.training import TrainedRun, TrainingJob, train_and_save
@@ -119,10 +119,7 @@ def student_identity(config: DistillConfig) -> tuple[str, dict[str, Any]]:
 def run_config(config: DistillConfig, teacher_dataset: str) -> TrainConfig:
     """The training config with the student as its model and the teacher's dataset by default."""
     name, args = student_identity(config)
-    train = replace(config.train, model=name, model_args=args)
-    if config.student in MODELS:  # a fresh student: trained with its recipe, as `dlcli train` would
-        train = with_recipe(train, teacher_dataset)
-    return with_defaults(train, teacher_dataset)
+    return with_defaults(replace(config.train, model=name, model_args=args), teacher_dataset)
 
 
 def describe(config: DistillConfig) -> dict[str, Any]:

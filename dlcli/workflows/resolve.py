@@ -15,6 +15,7 @@ import torch
 from dlcli.choices import DEFAULT_LR
 from dlcli.config import TrainConfig
 from dlcli.console import Console
+from dlcli.data.catalog import TrainingRecipe
 from dlcli.device import describe_device, prefers_channels_last, resolve_device, seed_everything
 from dlcli.engine.budget import MIN_STEPS, default_epochs, training_samples
 from dlcli.threads import use_threads
@@ -27,40 +28,46 @@ def with_defaults(cfg: TrainConfig, default_data: str, lr_scale: float = 1.0) ->
     return replace(cfg, data=cfg.data or default_data, lr=lr).validate()
 
 
-def with_recipe(cfg: TrainConfig, default_data: str) -> TrainConfig:
-    """For a model trained from scratch (train, a named distill student): the dataset's recipe for the
-    model family (dlcli.data.catalog.TrainingRecipe) where the config says default: its epochs (through the
-    step budget, as the dataset's default epochs go), its learning rate for the optimizer, and its model
-    arguments under the ones given. finetune and prune's recovery keep the plain defaults: a recipe is
-    tuned for training from scratch."""
+def recipe_for(cfg: TrainConfig) -> TrainingRecipe | None:
+    """The config's dataset's recipe for its model family (dlcli.data.catalog.TrainingRecipe), if any."""
     from dlcli.data.catalog import check_spec
 
-    spec = check_spec(cfg.data or default_data)
-    recipe = spec.recipes.get(cfg.model) if spec is not None else None
-    if spec is None or recipe is None:
+    spec = check_spec(cfg.data) if cfg.data else None
+    return spec.recipes.get(cfg.model) if spec is not None else None
+
+
+def with_recipe(cfg: TrainConfig, default_data: str) -> TrainConfig:
+    """`dlcli train`'s model from scratch: the recipe's learning rate for the optimizer and its model
+    arguments under the ones given, where the config says default (its epochs come in `with_data`,
+    through the step budget). A resumed run's config is already resolved, and may predate the recipe:
+    it is left alone. finetune, distill and prune's recovery keep the plain defaults: a recipe is tuned
+    for one model trained from scratch, at the default batch size and schedule."""
+    cfg = replace(cfg, data=cfg.data or default_data)
+    recipe = recipe_for(cfg)
+    if cfg.resume or recipe is None:
         return cfg
-    epochs = cfg.epochs
-    if epochs is None and recipe.epochs is not None:
-        samples = training_samples(spec.train_size, cfg.val_split, cfg.train_samples)
-        epochs = default_epochs(recipe.epochs, samples, cfg.batch_size)
     lr = cfg.lr if cfg.lr is not None else recipe.lr.get(cfg.optimizer)
-    return replace(cfg, epochs=epochs, lr=lr, model_args={**recipe.model_args, **cfg.model_args})
+    return replace(cfg, lr=lr, model_args={**recipe.model_args, **cfg.model_args})
 
 
-def recommended_epochs(spec: str) -> float:
+def recommended_epochs(cfg: TrainConfig, from_scratch: bool = False) -> float:
+    """The recipe's epochs (`from_scratch`: train's model), else the dataset's recommended number."""
     from dlcli.data.catalog import DATASETS
 
-    name = spec.lower()
+    recipe = recipe_for(cfg) if from_scratch else None
+    if recipe is not None and recipe.epochs is not None:
+        return recipe.epochs
+    name = cfg.data.lower()
     return DATASETS.get(name).default_epochs if name in DATASETS else 10
 
 
-def budget_epochs(cfg: TrainConfig, train_total: int) -> float:
-    """--epochs if given, else the dataset's recommended epochs raised so that the run takes
-    `MIN_STEPS` steps (dlcli.engine.budget) on the `train_total` samples of the training split."""
+def budget_epochs(cfg: TrainConfig, train_total: int, from_scratch: bool = False) -> float:
+    """--epochs if given, else the recommended epochs raised so that the run takes `MIN_STEPS` steps
+    (dlcli.engine.budget) on the `train_total` samples of the training split."""
     if cfg.epochs is not None:
         return cfg.epochs
     samples = training_samples(train_total, cfg.val_split, cfg.train_samples)
-    return default_epochs(recommended_epochs(cfg.data), samples, cfg.batch_size)
+    return default_epochs(recommended_epochs(cfg, from_scratch), samples, cfg.batch_size)
 
 
 def channels_last_rule(cfg: TrainConfig, device: torch.device, input_shape: list[int] | tuple[int, ...]) -> bool:
@@ -79,25 +86,28 @@ def start_run(cfg: TrainConfig, console: Console) -> tuple[TrainConfig, torch.de
 
 
 def with_data(cfg: TrainConfig, device: torch.device, train_total: int, input_shape: list[int],
-              console: Console) -> TrainConfig:
-    """The epochs and the channels-last choice, once the data's size and shape are known."""
-    epochs = budget_epochs(cfg, train_total)
-    recommended = recommended_epochs(cfg.data)
+              console: Console, from_scratch: bool = False) -> TrainConfig:
+    """The epochs and the channels-last choice, once the data's size and shape are known
+    (`from_scratch`: train's model, with its dataset's recipe)."""
+    epochs = budget_epochs(cfg, train_total, from_scratch)
+    recommended = recommended_epochs(cfg, from_scratch)
     if cfg.epochs is None and epochs > recommended:
-        console.info(f"epochs: {epochs} rather than {recommended}, so that this small training split gets at "
+        console.info(f"epochs: {epochs:g} rather than {recommended:g}, so that this small training split gets at "
                      f"least {MIN_STEPS} optimizer steps (--epochs to choose)")
     return replace(cfg, epochs=epochs, channels_last=channels_last_rule(cfg, device, input_shape))
 
 
-def preview(cfg: TrainConfig, default_data: str, lr_scale: float = 1.0) -> TrainConfig:
-    """What `--print-config` shows: the config resolved as the run would resolve it, without training.
-    A named dataset's sizes come from the catalog; a folder or CSV is loaded to count it. The device
-    is taken by name (auto: what this machine would pick) and the threads stay as given (the run
-    takes the cores that are free when it starts)."""
+def preview(cfg: TrainConfig, default_data: str, lr_scale: float = 1.0, from_scratch: bool = False) -> TrainConfig:
+    """What `--print-config` shows: the config resolved as the run would resolve it, without training
+    (`from_scratch`: train's, with the recipe). A named dataset's sizes come from the catalog; a folder
+    or CSV is loaded to count it. The device is taken by name (auto: what this machine would pick) and
+    the threads stay as given (the run takes the cores that are free when it starts)."""
+    if from_scratch:
+        cfg = with_recipe(cfg, default_data)
     cfg = with_defaults(cfg, default_data, lr_scale)
     train_total, input_shape = dataset_size(cfg)
     device = resolve_device("auto") if cfg.device == "auto" else torch.device(cfg.device.split(":")[0])
-    return with_data(cfg, device, train_total, input_shape, Console(quiet=True))
+    return with_data(cfg, device, train_total, input_shape, Console(quiet=True), from_scratch)
 
 
 def dataset_size(cfg: TrainConfig) -> tuple[int, list[int]]:

@@ -49,7 +49,7 @@ def resolved_model_args(name: str, args: dict[str, Any], dropout: float | None) 
 
 def describe(train: TrainConfig) -> dict[str, Any]:
     """What `train --print-config` prints: the config as the run resolves it."""
-    return preview(with_recipe(train, DEFAULT_DATASET), DEFAULT_DATASET).to_dict()
+    return preview(train, DEFAULT_DATASET, from_scratch=True).to_dict()
 
 
 def run(config: TrainRunConfig, console: Console) -> TrainResult:
@@ -60,7 +60,7 @@ def run(config: TrainRunConfig, console: Console) -> TrainResult:
                                        console)
     data = prepare_data(cfg, device, generator, console)
     ds = data.dataset
-    cfg = with_data(cfg, device, len(ds.train), ds.input_shape, console)
+    cfg = with_data(cfg, device, len(ds.train), ds.input_shape, console, from_scratch=True)
     args = resolved_model_args(cfg.model, cfg.model_args, cfg.dropout)
     model = create_model(cfg.model, ds.input_shape, ds.num_classes, ds.mean, ds.std, args).to(device)
     job = TrainingJob(
