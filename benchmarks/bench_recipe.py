@@ -38,7 +38,7 @@ PHASES = [
     ("  validation", "dlcli.engine.loop", "evaluate", ()),
     ("  checkpoint saves", "dlcli.workflows.run_writer", "RunWriter.epoch_end", ()),
     ("test evaluation", "dlcli.workflows.fit", "finish_run", ()),
-    ("curves.png (waiting for its helper)", "dlcli.plot_process", "PendingCurves.wait", ()),
+    ("curves.png (waiting for its helper)", "dlcli.workflows.fit", "draw_curves", ()),
 ]
 
 

@@ -52,45 +52,32 @@ def spawn() -> subprocess.Popen[bytes] | None:
         return None
 
 
-class PendingCurves:
-    """curves.png being drawn; `wait()` returns once the file is written (or drawn here instead)."""
-
-    def __init__(self, history: list[dict[str, Any]], path: Path) -> None:
-        global _helper
-        self.history, self.path = history, path
-        self.helper, _helper = _helper, None
-        if self.helper is not None:
-            try:
-                assert self.helper.stdin is not None
-                # One line, read with readline: the helper must not wait for end-of-file, which a
-                # process forked meanwhile (a DataLoader worker) would hold back by inheriting the pipe.
-                self.helper.stdin.write(json.dumps({"history": history, "path": str(path)}).encode() + b"\n")
-                self.helper.stdin.close()
-            except OSError:  # the helper died (it could not import matplotlib, say): draw here
-                self._drop()
-
-    def _drop(self) -> None:
-        if self.helper is not None:
-            self.helper.kill()
-            self.helper.wait()
-            self.helper = None
-
-    def wait(self) -> Path | None:
-        if self.helper is not None:
-            try:
-                self.helper.wait(timeout=WAIT_SECONDS)
-            except subprocess.TimeoutExpired:
-                pass
-            if self.helper.returncode == 0:
-                self.helper = None
-                return self.path if self.history else None
-            self._drop()
-        return plot_curves(self.history, self.path)
+def draw_curves(history: list[dict[str, Any]], path: Path) -> Path | None:
+    """curves.png, as `dlcli.plots.plot_curves` draws it: by the helper when one was started (and
+    works), else here."""
+    global _helper
+    helper, _helper = _helper, None
+    if helper is not None and _drawn_by(helper, history, path):
+        return path if history else None
+    return plot_curves(history, path)
 
 
-def draw_curves(history: list[dict[str, Any]], path: Path) -> PendingCurves:
-    """Start drawing the run's curves (by the helper when there is one); `.wait()` for the file."""
-    return PendingCurves(history, path)
+def _drawn_by(helper: subprocess.Popen[bytes], history: list[dict[str, Any]], path: Path) -> bool:
+    """Send the request and wait; False (the helper stopped) when it could not draw."""
+    try:
+        assert helper.stdin is not None
+        # One line, read with readline: the helper must not wait for end-of-file, which a process
+        # forked meanwhile (a DataLoader worker) would hold back by inheriting the pipe.
+        helper.stdin.write(json.dumps({"history": history, "path": str(path)}).encode() + b"\n")
+        helper.stdin.close()
+        helper.wait(timeout=WAIT_SECONDS)
+    except (OSError, subprocess.TimeoutExpired):  # it died (no matplotlib, say) or hangs: draw here
+        pass
+    if helper.returncode == 0:
+        return True
+    helper.kill()
+    helper.wait()
+    return False
 
 
 def serve() -> None:

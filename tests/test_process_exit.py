@@ -69,7 +69,7 @@ def test_the_helper_draws_the_curves(tmp_path: Path, monkeypatch: pytest.MonkeyP
     drawn = []
     monkeypatch.setattr(plot_process, "plot_curves", lambda *a: drawn.append(a))  # in-process drawing
     path = tmp_path / "curves.png"
-    assert plot_process.draw_curves(HISTORY, path).wait() == path
+    assert plot_process.draw_curves(HISTORY, path) == path
     assert helper.returncode == 0 and is_dlcli_png(path) and drawn == []  # the helper drew it
 
 
@@ -78,7 +78,7 @@ def test_a_failed_helper_falls_back_to_drawing_here(tmp_path: Path, monkeypatch:
                               stdin=subprocess.PIPE)
     monkeypatch.setattr(plot_process, "_helper", broken)
     path = tmp_path / "curves.png"
-    assert plot_process.draw_curves(HISTORY, path).wait() == path
+    assert plot_process.draw_curves(HISTORY, path) == path
     assert broken.returncode == 1 and is_dlcli_png(path)
 
 

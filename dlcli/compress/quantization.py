@@ -332,13 +332,12 @@ def _layer_of(node: onnx.NodeProto | None, producers: dict[str, onnx.NodeProto])
     MaxPool (dlcli's cnn pools before a monotonic activation); any other node is its own layer."""
     if node is None:
         return None
-    parent = node
-    if node.op_type in ("Relu", "Clip"):
-        while parent.input[0] in producers and (parent is node or parent.op_type == "MaxPool"):
-            parent = producers[parent.input[0]]
-            if parent.op_type in WEIGHTED_OPS:
-                return parent.name
-    return node.name
+    if node.op_type not in ("Relu", "Clip"):
+        return node.name
+    parent = producers.get(node.input[0])
+    if parent is not None and parent.op_type == "MaxPool":
+        parent = producers.get(parent.input[0])
+    return parent.name if parent is not None and parent.op_type in WEIGHTED_OPS else node.name
 
 
 def _finite(value: float) -> float | None:

@@ -135,7 +135,7 @@ def run_fit(
     test_metrics = finish_run(writer, data, channels_last, device)
     # After the test, not during it: a helper drawing beside the two-thread test evaluation slowed both
     # (0.6-0.8 s together, against about 0.25 + 0.2 s one after the other).
-    draw_curves(result.history, writer.out_dir / "curves.png").wait()
+    draw_curves(result.history, writer.out_dir / "curves.png")
     return TrainOutcome(result, test_metrics, writer.best_path, writer.last_path)
 
 
