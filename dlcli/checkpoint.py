@@ -73,9 +73,14 @@ class Checkpoint:
         if self.records_structured_pruning:
             match_state_dict_shapes(model, self.state_dict)
         self._check_fits(model)
-        model = model.to_empty(device="cpu")
+        # The stored tensors replace the meta ones (assign=True), as copies in the model's dtypes,
+        # rather than `to_empty` then copying in: `empty_like` on meta tensors runs PyTorch's Python
+        # reference kernels, whose first call imports sympy (0.7 s of a 10 s training run).
+        expected = model.state_dict()
+        weights = {name: tensor.to(dtype=expected[name].dtype, copy=True) if name in expected else tensor
+                   for name, tensor in self.state_dict.items()}
         try:
-            model.load_state_dict(self.state_dict, strict=True)
+            model.load_state_dict(weights, strict=True, assign=True)
         except RuntimeError as exc:
             raise InputFileError(f"checkpoint weights do not fit model {self.model_name!r}: {exc}") from None
         return model
