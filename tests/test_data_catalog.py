@@ -186,6 +186,11 @@ def test_dataset_status(tiny: DatasetSpec, tmp_path: Path) -> None:
 def test_real_names_status_without_files() -> None:
     status = dataset_status("mnist-sample")
     assert status["present"] and status["train_size"] == 4000 and status["downloadable"] is False
+    # The recipe `dlcli train` applies is listed with what it sets (issue #15).
+    recipe = dataset_status("mnist")["recipes"]["cnn"]
+    assert recipe["epochs"] == DATASETS.get("mnist").recipes["cnn"].epochs
+    assert recipe["lr"]["sgd"] > 0 and recipe["model_args"]["crop"] == 2
+    assert dataset_status("fashion-mnist")["recipes"] == {}
     assert dataset_status("cifar10")["present"] is False
     with pytest.raises(UsageError, match="Did you mean"):
         dataset_status("cifar")

@@ -293,5 +293,11 @@ def dataset_status(name: str, data_dir: str | Path | None = None) -> dict[str, A
         "test_size": entry.test_size,
         "input_shape": list(entry.input_shape),
         "default_epochs": entry.default_epochs,
+        "recipes": {model: _recipe_json(recipe) for model, recipe in entry.recipes.items()},
         "downloadable": entry.builtin_dir is None,
     }
+
+
+def _recipe_json(recipe: TrainingRecipe) -> dict[str, Any]:
+    """What `dlcli train` changes for this model family when the flags leave it to the defaults."""
+    return {"epochs": recipe.epochs, "lr": dict(recipe.lr), "model_args": dict(recipe.model_args)}

@@ -217,8 +217,9 @@ def list_datasets(config: DatasetsConfig, console: Console) -> DatasetsResult:
 
     start = time.perf_counter()
     entries = [dataset_status(name, config.data_dir) for name in DATASETS]
-    console.table(f"datasets (cache: {cache_dir()})", ["name", "present", "path", "summary"],
-                  [[e["name"], "yes" if e["present"] else "no", e.get("path"), e.get("summary")] for e in entries])
+    console.table(f"datasets (cache: {cache_dir()})", ["name", "present", "path", "recipes", "summary"],
+                  [[e["name"], "yes" if e["present"] else "no", e.get("path"), ", ".join(e["recipes"]) or None,
+                    e.get("summary")] for e in entries])
     console.info("also: folder:PATH (one sub-folder of images per class), csv:PATH (features + label column)")
     return DatasetsResult(None, {"count": len(entries)}, None, time.perf_counter() - start, entries,
                           str(cache_dir()))
