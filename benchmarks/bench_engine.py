@@ -1,5 +1,6 @@
 """Engine overhead (issue #15's target: >= 0.97x): samples/s of dlcli's training loop against a bare
-PyTorch loop on the same model, tensors, batch size, optimizer, schedule and threads.
+PyTorch loop on the same model, tensors, batch size, optimizer, schedule and threads. The model is the
+one `dlcli train` trains on the data (MNIST: the cnn with its recipe's arguments and lr).
 
 Both train a fresh copy of the same initial model for one pass over the same data, in alternating
 rounds (bare then engine, engine then bare, ...), so a noisy spell on a shared machine hits both alike; the
@@ -50,18 +51,25 @@ def bare_epoch(model: nn.Module, batches: Any, optimizer: Any, scheduler: Any, l
         scheduler.step()
 
 
-def setup(model0: nn.Module, batches: Any, lr: float) -> tuple[nn.Module, Any, Any]:
-    """A fresh copy of the initial model with dlcli's default optimizer and schedule."""
+def setup(model0: nn.Module, batches: Any, lr: float, bare: bool) -> tuple[nn.Module, Any, Any]:
+    """A fresh copy of the initial model with dlcli's default optimizer and schedule; the bare loop
+    gets torch.optim.SGD itself (dlcli's is the same update without the torch.compile guards)."""
     from dlcli.optim import make_optimizer, make_scheduler, parameter_groups
 
     model = copy.deepcopy(model0)
-    optimizer = make_optimizer("sgd", parameter_groups(model.named_parameters(), 5e-4), lr)
+    groups = parameter_groups(model.named_parameters(), 5e-4)
+    if bare:
+        for group in groups:
+            group["lr"] = lr
+        optimizer = torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
+    else:
+        optimizer = make_optimizer("sgd", groups, lr)
     scheduler = make_scheduler("onecycle", optimizer, len(batches), len(batches))
     return model, optimizer, scheduler
 
 
 def timed(fn: Any, model0: nn.Module, batches: Any, loss_fn: Any, lr: float) -> tuple[float, float]:
-    model, optimizer, scheduler = setup(model0, batches, lr)
+    model, optimizer, scheduler = setup(model0, batches, lr, bare=fn is bare_epoch)
     wall, cpu = time.perf_counter(), time.process_time()
     fn(model, batches, optimizer, scheduler, loss_fn)
     return time.perf_counter() - wall, time.process_time() - cpu
@@ -105,29 +113,35 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--samples", type=int, default=20_000)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=0.2)
+    parser.add_argument("--lr", type=float, default=None, help="default: the recipe's (sgd), else dlcli's")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    from dlcli.choices import DEFAULT_LR
+    from dlcli.data.catalog import DATASETS
     from dlcli.losses import make_loss
     from dlcli.measure.environment import environment
     from dlcli.models import create_model
 
     dataset, batches = load_batches(args.samples, args.batch_size, seed=0)
     torch.manual_seed(0)
-    model0 = create_model("cnn", dataset.input_shape, dataset.num_classes, dataset.mean, dataset.std)
+    # The model `dlcli train` trains on this dataset: the cnn with the dataset's recipe, if it has one.
+    recipe = DATASETS.get(dataset.name).recipes.get("cnn")
+    model_args = recipe.model_args if recipe else {}
+    lr = args.lr or (recipe.lr.get("sgd") if recipe else None) or DEFAULT_LR["sgd"]
+    model0 = create_model("cnn", dataset.input_shape, dataset.num_classes, dataset.mean, dataset.std, model_args)
     model0 = model0.to(memory_format=torch.channels_last)
     loss_fn = make_loss("cross-entropy", 0.1)
-    timed(bare_epoch, model0, batches, loss_fn, args.lr)  # warm-up: first-call costs (imports, allocator)
-    timed(engine_epoch, model0, batches, loss_fn, args.lr)
+    timed(bare_epoch, model0, batches, loss_fn, lr)  # warm-up: first-call costs (imports, allocator)
+    timed(engine_epoch, model0, batches, loss_fn, lr)
     rounds = []
     for i in range(args.rounds):
         if i % 2:  # which goes first alternates too, so an order effect (allocator, caches) cancels out
-            engine = timed(engine_epoch, model0, batches, loss_fn, args.lr)
-            bare = timed(bare_epoch, model0, batches, loss_fn, args.lr)
+            engine = timed(engine_epoch, model0, batches, loss_fn, lr)
+            bare = timed(bare_epoch, model0, batches, loss_fn, lr)
         else:
-            bare = timed(bare_epoch, model0, batches, loss_fn, args.lr)
-            engine = timed(engine_epoch, model0, batches, loss_fn, args.lr)
+            bare = timed(bare_epoch, model0, batches, loss_fn, lr)
+            engine = timed(engine_epoch, model0, batches, loss_fn, lr)
         n = len(batches.split)
         rounds.append({"round": i + 1, "bare_samples_per_s": n / bare[0], "engine_samples_per_s": n / engine[0],
                        "ratio_wall": bare[0] / engine[0], "ratio_cpu": bare[1] / engine[1]})
@@ -152,7 +166,8 @@ def main() -> None:
     args.out.write_text(json.dumps({
         "command": f"python benchmarks/bench_engine.py --threads {args.threads} --rounds {args.rounds} "
                    f"--samples {args.samples} --batch-size {args.batch_size}",
-        "summary": summary, "rounds": rounds, "environment": environment(args.threads)}, indent=2) + "\n")
+        "model": {"name": "cnn", "args": model_args, "lr": lr}, "summary": summary, "rounds": rounds,
+        "environment": environment(args.threads)}, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 

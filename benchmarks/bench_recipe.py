@@ -3,9 +3,9 @@
 
 Each seed runs as a fresh process, `python benchmarks/bench_recipe.py --child ...`, which times the
 real CLI's phases by wrapping the functions that do them (wall and CPU seconds each) and then runs
-`dlcli train` unchanged: imports, data loading (gzip IDX decoding), the optimizer set-up (PyTorch
-imports torch._dynamo there), the training loop (validation and per-epoch checkpoints inside it),
-the test evaluation, curves.png. Functions it cannot find are left out of the breakdown.
+`dlcli train` unchanged: `import torch` where the CLI does it, data loading (gzip IDX decoding), the
+optimizer set-up, the training loop (validation and per-epoch checkpoints inside it), the test
+evaluation, curves.png. Functions it cannot find are left out of the breakdown.
 
 Run:  DLCLI_DATA_DIR=../shared/data python benchmarks/bench_recipe.py [--seeds 0 1 2] [-- extra flags]
 Prints a table and writes benchmarks/results/recipe.json, with the machine's load before and after:
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.abc
+import importlib.util
 import json
 import os
 import statistics
@@ -29,27 +31,34 @@ from typing import Any
 START = time.perf_counter()  # the child's clock starts at its first line
 RESULTS = Path(__file__).parent / "results" / "recipe.json"
 
-# (phase, module, attribute path, modules that import the function by name): wrapped where they
-# exist. Validation and checkpoint saves happen inside the loop: indented, and counted in it too.
+# (phase, module, attribute path): wrapped as the module is imported. Validation and checkpoint
+# saves happen inside the loop: indented, counted in it too, and counted only there (the test
+# evaluation calls the same `evaluate`).
 PHASES = [
-    ("data", "dlcli.workflows.preparation", "load_data", ()),
-    ("optimizer set-up", "dlcli.workflows.fit", "build_optimizer", ()),
-    ("training loop", "dlcli.engine.loop", "Trainer.fit", ()),
-    ("  validation", "dlcli.engine.loop", "evaluate", ()),
-    ("  checkpoint saves", "dlcli.workflows.run_writer", "RunWriter.epoch_end", ()),
-    ("test evaluation", "dlcli.workflows.fit", "finish_run", ()),
-    ("curves.png (waiting for its helper)", "dlcli.workflows.fit", "draw_curves", ()),
+    ("data", "dlcli.workflows.preparation", "load_data"),
+    ("optimizer set-up", "dlcli.workflows.fit", "build_optimizer"),
+    ("training loop", "dlcli.engine.loop", "Trainer.fit"),
+    ("  validation", "dlcli.engine.loop", "evaluate"),
+    ("  checkpoint saves", "dlcli.workflows.run_writer", "RunWriter.epoch_end"),
+    ("test evaluation", "dlcli.workflows.fit", "finish_run"),
+    ("curves.png (waiting for its helper)", "dlcli.workflows.fit", "draw_curves"),
 ]
+LOOP = "training loop"
+_active: set[str] = set()
 
 
 def _wrap(owner: Any, name: str, phase: str, totals: dict[str, list[float]]) -> None:
     original = getattr(owner, name)
 
     def timed(*args: Any, **kwargs: Any) -> Any:
+        if phase.startswith(" ") and LOOP not in _active:
+            return original(*args, **kwargs)
         wall, cpu = time.perf_counter(), time.process_time()
+        _active.add(phase)
         try:
             return original(*args, **kwargs)
         finally:
+            _active.discard(phase)
             spent = totals.setdefault(phase, [0.0, 0.0])
             spent[0] += time.perf_counter() - wall
             spent[1] += time.process_time() - cpu
@@ -57,34 +66,53 @@ def _wrap(owner: Any, name: str, phase: str, totals: dict[str, list[float]]) -> 
     setattr(owner, name, timed)
 
 
-def _install(totals: dict[str, list[float]]) -> None:
-    for phase, module_name, path, also_in in PHASES:
-        try:
-            owner: Any = importlib.import_module(module_name)
-        except ImportError:
+def _install(module: Any, totals: dict[str, list[float]]) -> None:
+    """Wrap the phases' functions that live in `module`."""
+    for phase, module_name, path in PHASES:
+        if module_name != module.__name__:
             continue
+        owner: Any = module
         *parents, name = path.split(".")
         for parent in parents:
             owner = getattr(owner, parent, None)
-        if owner is None or not hasattr(owner, name):
-            continue
-        _wrap(owner, name, phase, totals)
-        for other in also_in:
-            module = sys.modules.get(other)
-            if module is not None and hasattr(module, name):
-                _wrap(module, name, phase, totals)
+        if owner is not None and hasattr(owner, name):
+            _wrap(owner, name, phase, totals)
+
+
+class _PhaseHooks(importlib.abc.MetaPathFinder):
+    """Wraps each phase's functions as the CLI itself imports their module, and times `import torch`
+    where the CLI does it. Importing those modules here first would import torch before the CLI's
+    own start-up work (the curves helper) and so time a different program."""
+
+    def __init__(self, totals: dict[str, list[float]]) -> None:
+        self.totals = totals
+        self.wanted = {"torch"} | {module for _, module, _ in PHASES}
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+        if name not in self.wanted:
+            return None
+        self.wanted.discard(name)
+        spec = importlib.util.find_spec(name)  # the ordinary finders (this one no longer wants it)
+        if spec is None or spec.loader is None:
+            return spec
+        original = spec.loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            wall, cpu = time.perf_counter(), time.process_time()
+            original(module)
+            if name == "torch":
+                self.totals["import torch"] = [time.perf_counter() - wall, time.process_time() - cpu]
+            else:
+                _install(module, self.totals)
+
+        spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
 
 
 def child(argv: list[str], report: Path) -> None:
     """Run `dlcli ARGV` in this process with its phases timed; write them to `report`."""
     totals: dict[str, list[float]] = {}
-    from dlcli import plot_process
-
-    plot_process.start()  # as `dlcli train` does before it imports torch
-    import torch  # noqa: F401  (timed as its own phase: the CLI would import it at the same point)
-
-    totals["import torch"] = [time.perf_counter() - START, time.process_time()]
-    _install(totals)
+    sys.meta_path.insert(0, _PhaseHooks(totals))
     from dlcli.cli import main
 
     code = 0
