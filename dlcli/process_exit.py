@@ -1,9 +1,10 @@
 """Ending the `dlcli` process without CPython's interpreter teardown.
 
-Why: once torch (and torch._dynamo, which torch.optim imports) are loaded, the teardown that follows
-`sys.exit` (clearing thousands of module dicts, running finalizers one by one) takes 0.7-0.9 s on
-the 2-core machine: `python -c "import torch, torch._dynamo"` took 3.1-3.2 s whole and 2.2-2.4 s with
-`os._exit(0)` as its last line. That is close to a tenth of a default training run (issue #15), spent
+Why: once torch is loaded, the teardown that follows `sys.exit` (clearing thousands of module
+dicts, running finalizers one by one) takes 0.3-0.5 s on the 2-core machine, 0.7-0.9 s with
+torch._dynamo too (which export and torch.compile import): `python -c "import torch"` took 1.69-1.78
+s whole and 1.21-1.40 s with `os._exit(0)` as its last line; with `import torch, torch._dynamo`,
+3.1-3.2 s and 2.2-2.4 s. That is close to a tenth of a default training run (issue #15), spent
 after the results are written. So the executable does what a normal exit does that anyone can observe
 (stops thread pools and waits for non-daemon threads, runs the atexit callbacks, flushes logging and
 the standard streams)
