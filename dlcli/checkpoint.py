@@ -34,6 +34,32 @@ MAX_ELEMENTS = 1 << 31
 FORMAT_VERSION = 1
 
 
+def _load_weights(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Give a model built on the meta device the stored weights, strictly.
+
+    The stored tensors replace the meta ones (assign=True), as copies in the model's dtypes, rather
+    than `to_empty` then copying in: `empty_like` on meta tensors runs PyTorch's Python reference
+    kernels, whose first call imports sympy (0.7 s of a 10 s training run). Names that share one
+    tensor in the model (tied weights, possible in a plugin) get one shared copy, so they stay tied
+    (`to_empty` gave each module its own).
+    """
+    targets = model.state_dict(keep_vars=True)
+    copies: dict[int, torch.Tensor] = {}
+    weights = {}
+    for name, tensor in state.items():
+        target = targets.get(name)
+        if target is None:  # unexpected: load_state_dict names it
+            weights[name] = tensor
+            continue
+        if id(target) not in copies:
+            copy = tensor.to(dtype=target.dtype, copy=True)
+            if isinstance(target, nn.Parameter):
+                copy = nn.Parameter(copy, requires_grad=target.requires_grad)
+            copies[id(target)] = copy
+        weights[name] = copies[id(target)]
+    model.load_state_dict(weights, strict=True, assign=True)
+
+
 @dataclass
 class Checkpoint:
     model_name: str
@@ -73,14 +99,8 @@ class Checkpoint:
         if self.records_structured_pruning:
             match_state_dict_shapes(model, self.state_dict)
         self._check_fits(model)
-        # The stored tensors replace the meta ones (assign=True), as copies in the model's dtypes,
-        # rather than `to_empty` then copying in: `empty_like` on meta tensors runs PyTorch's Python
-        # reference kernels, whose first call imports sympy (0.7 s of a 10 s training run).
-        expected = model.state_dict()
-        weights = {name: tensor.to(dtype=expected[name].dtype, copy=True) if name in expected else tensor
-                   for name, tensor in self.state_dict.items()}
         try:
-            model.load_state_dict(weights, strict=True, assign=True)
+            _load_weights(model, self.state_dict)
         except RuntimeError as exc:
             raise InputFileError(f"checkpoint weights do not fit model {self.model_name!r}: {exc}") from None
         return model

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 from pathlib import Path
@@ -107,3 +108,51 @@ def test_lineage_hashes_the_source(tmp_path: Path) -> None:
     assert entry["source_sha256"] == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     assert entry["amount"] == 0.5
     assert pickle.dumps(entry)  # plain data only
+
+
+def test_rebuilt_model_owns_its_weights(tmp_path: Path) -> None:
+    """build_model hands the model copies: training it leaves the loaded checkpoint as it was."""
+    loaded = load_checkpoint(save_checkpoint(make_checkpoint(), tmp_path / "m.pt"))
+    model = loaded.build_model()
+    before = {k: v.clone() for k, v in loaded.state_dict.items()}
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(1.0)
+    assert all(torch.equal(loaded.state_dict[k], v) for k, v in before.items())
+    assert all(p.requires_grad and p.device.type == "cpu" for p in model.parameters())
+    assert all(b.device.type == "cpu" for b in model.buffers())
+
+
+@pytest.fixture
+def tied_model():
+    """A model whose head reuses the embedding's weight, as a plugin might define one."""
+    from torch import nn
+
+    from dlcli.models import MODELS, register_model
+
+    class Tied(nn.Module):
+        def __init__(self, features: int, num_classes: int) -> None:
+            super().__init__()
+            self.encode = nn.Linear(features, num_classes, bias=False)
+            self.head = nn.Linear(features, num_classes, bias=False)
+            self.head.weight = self.encode.weight
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(x.flatten(1)) + self.encode(x.flatten(1))
+
+    @register_model("tied-test", "tied weights", image_only=False)
+    def tied(input_shape, num_classes):
+        return Tied(math.prod(input_shape), num_classes)
+
+    yield "tied-test"
+    MODELS._entries.pop("tied-test", None)
+
+
+def test_tied_weights_stay_tied(tied_model: str, tmp_path: Path) -> None:
+    model = create_model(tied_model, (4,), 3, [0.0] * 4, [1.0] * 4)
+    ckpt = Checkpoint(model_name=tied_model, model_args={}, state_dict=model.state_dict(), classes=["a", "b", "c"],
+                      input_shape=[4], mean=[0.0] * 4, std=[1.0] * 4, dataset="csv:x.csv", metrics={}, config={},
+                      lineage=[lineage_entry("train")])
+    rebuilt = load_checkpoint(save_checkpoint(ckpt, tmp_path / "t.pt")).build_model()
+    assert rebuilt.body.head.weight is rebuilt.body.encode.weight
+    assert torch.equal(rebuilt.body.head.weight, model.body.head.weight)
