@@ -249,8 +249,9 @@ def _load_path(spec: str, kind: str, path: Path, stream: bool | None = None) -> 
 
         dataset = read_csv(path, name=spec)
     if dataset.num_classes < 2:  # a one-class "classifier" trains to a meaningless 100 %
-        raise InputFileError(f"{path} holds {dataset.num_classes} class(es) ({', '.join(dataset.classes)}); "
-                             "classification needs at least two.")
+        # repr: a label may hold a line break (a quoted CSV field), and the error is one line.
+        raise InputFileError(f"{path} holds {dataset.num_classes} class(es) "
+                             f"({', '.join(map(repr, dataset.classes))}); classification needs at least two.")
     return dataset.with_stats()
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 # What validation imports lazily (torch and the registries) is imported here, outside the per-example
@@ -112,6 +112,7 @@ csv_texts = st.one_of(
 
 @SETTINGS
 @given(text=csv_texts)
+@example(text='x,label\n1,"0\n0"\n2,"0\n0"\n')  # found by Hypothesis: one class whose name holds a line break
 def test_csv_reader_loads_or_refuses(tmp_path: Path, text: str) -> None:
     from dlcli.data.catalog import load_dataset
 
