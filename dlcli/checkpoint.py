@@ -35,29 +35,37 @@ FORMAT_VERSION = 1
 
 
 def _load_weights(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Give a model built on the meta device the stored weights, strictly.
+    """Give a model built on the meta device the stored weights, strictly, on the CPU.
 
     The stored tensors replace the meta ones (assign=True), as copies in the model's dtypes, rather
     than `to_empty` then copying in: `empty_like` on meta tensors runs PyTorch's Python reference
     kernels, whose first call imports sympy (0.7 s of a 10 s training run). Names that share one
     tensor in the model (tied weights, possible in a plugin) get one shared copy, so they stay tied
-    (`to_empty` gave each module its own).
+    (`to_empty` gave each module its own), unless the file holds different values for them (saved
+    from such an untied copy): then each keeps its own.
     """
     targets = model.state_dict(keep_vars=True)
-    copies: dict[int, torch.Tensor] = {}
+    shared: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # id(model's tensor) -> (stored, copy)
     weights = {}
     for name, tensor in state.items():
         target = targets.get(name)
         if target is None:  # unexpected: load_state_dict names it
             weights[name] = tensor
             continue
-        if id(target) not in copies:
-            copy = tensor.to(dtype=target.dtype, copy=True)
-            if isinstance(target, nn.Parameter):
-                copy = nn.Parameter(copy, requires_grad=target.requires_grad)
-            copies[id(target)] = copy
-        weights[name] = copies[id(target)]
+        first = shared.get(id(target))
+        if first is not None and torch.equal(first[0], tensor):
+            weights[name] = first[1]
+            continue
+        copy = tensor.to(device="cpu", dtype=target.dtype, copy=True)
+        if isinstance(target, nn.Parameter):
+            copy = nn.Parameter(copy, requires_grad=target.requires_grad)
+        shared.setdefault(id(target), (tensor, copy))
+        weights[name] = copy
     model.load_state_dict(weights, strict=True, assign=True)
+    missing = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if missing:  # a buffer kept out of state_dict (persistent=False) has no stored value to take
+        raise InputFileError(f"model {type(model).__name__} holds tensors its checkpoint cannot restore "
+                             f"({', '.join(missing[:3])}): non-persistent buffers are not supported")
 
 
 @dataclass

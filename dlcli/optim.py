@@ -25,24 +25,44 @@ for _name in SCHEDULER_NAMES:
     SCHEDULERS.add(_name, _name)
 
 
+# The wrappers torch.optim puts around its methods that only matter under torch.compile (and the
+# profiler's step hook, which `Optimizer.__init__` puts back around our own `step`), by code name.
+_GUARDS = frozenset({
+    "_disable_dynamo.<locals>.inner",
+    "_use_grad_for_differentiable.<locals>._use_grad",
+    "Optimizer.profile_hook_step.<locals>.wrapper",
+})
+_GUARDED_METHODS = ("add_param_group", "zero_grad", "state_dict", "load_state_dict")
+
+
+def _unguarded(method: Callable[..., Any]) -> Callable[..., Any]:
+    """`method` without torch.optim's guard wrappers; any other wrapper, and what is under it, stays."""
+    return inspect.unwrap(method, stop=lambda f: getattr(getattr(f, "__code__", None), "co_qualname", "")
+                          not in _GUARDS)
+
+
 class _EagerOnly(torch.optim.Optimizer):
-    """A torch.optim optimizer without its torch.compile guards; subclasses set `_torch_step`.
+    """A torch.optim optimizer without its torch.compile guards: `class EagerX(_EagerOnly, X)`.
 
     Why by hand: torch.optim wraps `step`, `zero_grad`, `add_param_group` and the state-dict methods
-    in guards that keep torch.compile from tracing into them, and the first guard called imports
-    torch._dynamo: 1.2-1.5 s of a 10 s default MNIST run on two cores (`python -X importtime -c
-    "import torch, torch._dynamo"`). dlcli never compiles its training step, so the guards do nothing
-    here. These subclasses call the very functions the guards wrap (`inspect.unwrap`): the same
-    update (bit-identical, tested), the same state-dict format (checkpoints load either way), the
-    profiler's and LR schedulers' step hooks still apply. Were a PyTorch release to drop the
-    `__wrapped__` links, `inspect.unwrap` returns the guarded method: slower to start, still right.
+    in guards that keep torch.compile from tracing into them (graph breaks, `torch._dynamo.disable`),
+    and the first guard called imports torch._dynamo: 1.0-1.5 s of a 10 s default MNIST run on two
+    cores. dlcli never compiles its training step or optimizer, so the guards do nothing here; do not
+    pass these optimizers to torch.compile. The subclasses call the very functions the guards wrap,
+    as the torch class has them: the same update (bit-identical, tested), the same state-dict format
+    (checkpoints load either way), the profiler's and LR schedulers' step hooks still apply. Only the
+    known guard wrappers are removed: should PyTorch add other ones, or drop the `__wrapped__` links,
+    the method keeps them (slower to start, still right).
     """
 
     _torch_step: Callable[..., Any]
-    add_param_group = inspect.unwrap(torch.optim.Optimizer.add_param_group)
-    zero_grad = inspect.unwrap(torch.optim.Optimizer.zero_grad)
-    state_dict = inspect.unwrap(torch.optim.Optimizer.state_dict)
-    load_state_dict = inspect.unwrap(torch.optim.Optimizer.load_state_dict)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        torch_class = next(base for base in cls.__bases__ if base is not _EagerOnly)
+        for name in _GUARDED_METHODS:
+            setattr(cls, name, _unguarded(getattr(torch_class, name)))
+        cls._torch_step = _unguarded(torch_class.step)
 
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         # The guard this skips switched autograd to the optimizer's `differentiable` setting.
@@ -51,19 +71,19 @@ class _EagerOnly(torch.optim.Optimizer):
 
 
 class EagerSGD(_EagerOnly, torch.optim.SGD):
-    _torch_step = inspect.unwrap(torch.optim.SGD.step)
+    pass
 
 
 class EagerAdam(_EagerOnly, torch.optim.Adam):
-    _torch_step = inspect.unwrap(torch.optim.Adam.step)
+    pass
 
 
 class EagerAdamW(_EagerOnly, torch.optim.AdamW):
-    _torch_step = inspect.unwrap(torch.optim.AdamW.step)
+    pass
 
 
 class EagerRMSprop(_EagerOnly, torch.optim.RMSprop):
-    _torch_step = inspect.unwrap(torch.optim.RMSprop.step)
+    pass
 
 
 @OPTIMIZERS.register("sgd")
@@ -111,7 +131,8 @@ def parameter_groups(
 def make_optimizer(
     name: str, groups: list[dict[str, Any]], lr: float | None, momentum: float = 0.9, nesterov: bool = True
 ) -> torch.optim.Optimizer:
-    """Build the named optimizer; each group's `lr_scale` multiplies the base learning rate."""
+    """Build the named optimizer; each group's `lr_scale` multiplies the base learning rate. It is
+    torch.optim's without the torch.compile guards (`_EagerOnly`): for eager training only."""
     factory = OPTIMIZERS.get(name)
     base_lr = DEFAULT_LR[name] if lr is None else lr
     if base_lr <= 0:

@@ -1,6 +1,6 @@
 """curves.png drawn by a helper process, so that importing matplotlib overlaps the trainer's own imports.
 
-Why: a training command spends its first seconds importing torch and torch._dynamo on one core while
+Why: a training command spends its first seconds importing torch on one core while
 the other is idle, and its last ones importing matplotlib (0.46 s) and drawing (0.25 s) after the
 loop, in series. A default MNIST run is meant to take 10 s whole (issue #15), so the curves are drawn
 by a child Python started before torch is imported: it imports matplotlib on the idle core, then waits

@@ -156,3 +156,41 @@ def test_tied_weights_stay_tied(tied_model: str, tmp_path: Path) -> None:
     rebuilt = load_checkpoint(save_checkpoint(ckpt, tmp_path / "t.pt")).build_model()
     assert rebuilt.body.head.weight is rebuilt.body.encode.weight
     assert torch.equal(rebuilt.body.head.weight, model.body.head.weight)
+
+
+def test_tied_names_saved_with_different_values_keep_them(tied_model: str, tmp_path: Path) -> None:
+    """A file saved from an untied copy (what rebuilding did before) loads as it was saved."""
+    model = create_model(tied_model, (4,), 3, [0.0] * 4, [1.0] * 4)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state["body.head.weight"] = state["body.head.weight"] + 1.0
+    ckpt = Checkpoint(model_name=tied_model, model_args={}, state_dict=state, classes=["a", "b", "c"],
+                      input_shape=[4], mean=[0.0] * 4, std=[1.0] * 4, dataset="csv:x.csv", metrics={}, config={},
+                      lineage=[lineage_entry("train")])
+    rebuilt = load_checkpoint(save_checkpoint(ckpt, tmp_path / "t.pt")).build_model()
+    assert rebuilt.body.head.weight is not rebuilt.body.encode.weight
+    assert torch.equal(rebuilt.body.head.weight, state["body.head.weight"])
+    assert torch.equal(rebuilt.body.encode.weight, state["body.encode.weight"])
+
+
+def test_a_model_with_unsaved_buffers_is_refused_in_one_line(tmp_path: Path) -> None:
+    from torch import nn
+
+    from dlcli.models import MODELS, register_model
+
+    class Scaled(nn.Linear):
+        def __init__(self) -> None:
+            super().__init__(4, 3)
+            self.register_buffer("scale", torch.ones(3), persistent=False)
+
+    register_model("unsaved-buffer-test", "a buffer outside state_dict", image_only=False)(lambda input_shape, num_classes: Scaled())
+    try:
+        model = create_model("unsaved-buffer-test", (4,), 3, [0.0] * 4, [1.0] * 4)
+        ckpt = Checkpoint(model_name="unsaved-buffer-test", model_args={}, state_dict=model.state_dict(),
+                          classes=["a", "b", "c"], input_shape=[4], mean=[0.0] * 4, std=[1.0] * 4,
+                          dataset="csv:x.csv", metrics={}, config={}, lineage=[lineage_entry("train")])
+        loaded = load_checkpoint(save_checkpoint(ckpt, tmp_path / "b.pt"))
+        with pytest.raises(InputFileError, match="body.scale.*non-persistent") as refused:
+            loaded.build_model()
+        assert "\n" not in str(refused.value)
+    finally:
+        MODELS._entries.pop("unsaved-buffer-test", None)

@@ -77,7 +77,7 @@ class Normalize(nn.Module):
         self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).reshape(shape))
         # The division runs on the CPU even while a checkpoint is rebuilt on the meta device:
         # arithmetic on meta tensors goes through PyTorch's Python reference kernels, whose first
-        # call imports torch._dynamo (1.2-1.5 s of a 10 s training run).
+        # call imports torch._dynamo (1.0-1.5 s of a 10 s training run).
         inv_std = 1.0 / torch.tensor(list(std), dtype=torch.float32, device="cpu").reshape(shape)
         self.register_buffer("inv_std", inv_std.to(self.mean.device))
 
