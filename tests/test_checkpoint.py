@@ -182,7 +182,10 @@ def test_a_model_with_unsaved_buffers_is_refused_in_one_line(tmp_path: Path) -> 
             super().__init__(4, 3)
             self.register_buffer("scale", torch.ones(3), persistent=False)
 
-    register_model("unsaved-buffer-test", "a buffer outside state_dict", image_only=False)(lambda input_shape, num_classes: Scaled())
+    def scaled(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+        return Scaled()
+
+    register_model("unsaved-buffer-test", "a buffer outside state_dict", image_only=False)(scaled)
     try:
         model = create_model("unsaved-buffer-test", (4,), 3, [0.0] * 4, [1.0] * 4)
         ckpt = Checkpoint(model_name="unsaved-buffer-test", model_args={}, state_dict=model.state_dict(),
