@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from dlcli.checkpoint import Checkpoint, lineage_entry, load_checkpoint, save_checkpoint
 from dlcli.errors import InputFileError
@@ -126,8 +127,6 @@ def test_rebuilt_model_owns_its_weights(tmp_path: Path) -> None:
 @pytest.fixture
 def tied_model():
     """A model whose head reuses the embedding's weight, as a plugin might define one."""
-    from torch import nn
-
     from dlcli.models import MODELS, register_model
 
     class Tied(nn.Module):
@@ -173,8 +172,6 @@ def test_tied_names_saved_with_different_values_keep_them(tied_model: str, tmp_p
 
 
 def test_a_model_with_unsaved_buffers_is_refused_in_one_line(tmp_path: Path) -> None:
-    from torch import nn
-
     from dlcli.models import MODELS, register_model
 
     class Scaled(nn.Linear):
