@@ -49,6 +49,8 @@ def test_integer_labels_sorted_numerically_and_test_sibling(tmp_path: Path) -> N
         ("a,b,label\n1,2,x\n3,oops,y\n", r"line 3, column 'b': 'oops' is not a number"),
         ("a,b,label\n1,,x\n", r"line 2, column 'b': '' is not a number"),
         ("a,b,label\n1,inf,x\n", r"column 'b': 'inf'"),
+        # Finite, but infinite once in float32 (found by the Hypothesis CSV test's overflow warning).
+        ("a,b,label\n1,2,x\n-1e39,2,y\n", r"line 3, column 'a': -1e39 is beyond float32's range"),
         ("a,b,label\n1,2\n", "line 2: 2 cells, but the header has 3"),
         ("a,label\n1,\n", "label .* is empty"),
         ("a,label\n", "no data rows"),

@@ -123,7 +123,10 @@ def _features(table: _Table, label_col: int) -> np.ndarray:
     except ValueError:
         x = None
     if x is not None and np.isfinite(x).all():
-        return x.astype(np.float32)
+        with np.errstate(over="ignore"):  # beyond float32's range (3.4e38) becomes inf: refused below
+            x32 = x.astype(np.float32)
+        if np.isfinite(x32).all():
+            return x32
     raise _bad_cell(table, label_col)
 
 
@@ -138,6 +141,11 @@ def _bad_cell(table: _Table, label_col: int) -> InputFileError:
                     f"{table.path} line {line}, column {name!r}: {cell!r} is not a number "
                     "(feature columns must be numeric and complete)"
                 )
+            if not _fits_float32(cell):
+                return InputFileError(
+                    f"{table.path} line {line}, column {name!r}: {cell} is beyond float32's range "
+                    f"(+-{np.finfo(np.float32).max:.3g}), which features are trained in; rescale the column"
+                )
     return InputFileError(f"{table.path}: a feature value is out of range")
 
 
@@ -146,3 +154,8 @@ def _is_finite_number(cell: str) -> bool:
         return math.isfinite(float(cell))
     except ValueError:
         return False
+
+
+def _fits_float32(cell: str) -> bool:
+    with np.errstate(over="ignore"):
+        return bool(np.isfinite(np.float32(float(cell))))
