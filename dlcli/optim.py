@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -25,20 +26,28 @@ for _name in SCHEDULER_NAMES:
     SCHEDULERS.add(_name, _name)
 
 
-# The wrappers torch.optim puts around its methods that only matter under torch.compile (and the
-# profiler's step hook, which `Optimizer.__init__` puts back around our own `step`), by code name.
+# The wrappers torch.optim puts around its methods that only matter under torch.compile
+# (`torch._disable_dynamo`'s `inner`, `_use_grad_for_differentiable`'s `_use_grad`), and the
+# profiler's step hook (`profile_hook_step`'s `wrapper`, which `Optimizer.__init__` puts back around
+# our own `step`), by source file and function name (Python 3.10 has no code `co_qualname`).
 _GUARDS = frozenset({
-    "_disable_dynamo.<locals>.inner",
-    "_use_grad_for_differentiable.<locals>._use_grad",
-    "Optimizer.profile_hook_step.<locals>.wrapper",
+    ("torch/_compile.py", "inner"),
+    ("optim/optimizer.py", "_use_grad"),
+    ("optim/optimizer.py", "wrapper"),
 })
 _GUARDED_METHODS = ("add_param_group", "zero_grad", "state_dict", "load_state_dict")
 
 
 def _unguarded(method: Callable[..., Any]) -> Callable[..., Any]:
     """`method` without torch.optim's guard wrappers; any other wrapper, and what is under it, stays."""
-    return inspect.unwrap(method, stop=lambda f: getattr(getattr(f, "__code__", None), "co_qualname", "")
-                          not in _GUARDS)
+    return inspect.unwrap(method, stop=lambda f: _code_id(f) not in _GUARDS)
+
+
+def _code_id(function: Any) -> tuple[str, str]:
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return ("", "")
+    return ("/".join(Path(code.co_filename).parts[-2:]), code.co_name)
 
 
 class _EagerOnly(torch.optim.Optimizer):
