@@ -61,6 +61,12 @@ def short_labels(paths: list[str]) -> dict[str, str]:
     return names if unique else {p: str(Path(*Path(p).parts[-2:])) for p in paths}
 
 
+def signed(value: float, digits: int = 2) -> str:
+    """A signed figure ("+0.12", "-0.30") that never reads "-0.00": a drop that rounds to nothing is
+    not a loss."""
+    return f"{round(value, digits) + 0.0:+.{digits}f}"
+
+
 def format_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"

@@ -205,3 +205,14 @@ def test_click_usage_errors_are_one_line(cli, args: list[str], expected: str) ->
     result = cli(*args)
     assert result.code == 2
     assert result.err.count("\n") == 1 and result.err.startswith("error: ") and expected in result.err
+
+
+def test_a_small_validation_split_says_best_pt_is_the_last_epoch(cli, isolated_env: Path,
+                                                                 tiny_train: list[str]) -> None:
+    """No "best so far" mark on epochs that were not picked by validation (too few samples to)."""
+    loud = [a for a in tiny_train if a != "-q"]
+    result = cli("train", *loud, "--epochs", "2")
+    assert result.code == 0, result.err
+    assert "best.pt will be the last epoch: 4 validation samples are too few" in result.err
+    epoch_lines = [line for line in result.err.splitlines() if line.startswith("epoch ")]
+    assert len(epoch_lines) == 2 and not any(" *" in line for line in epoch_lines)

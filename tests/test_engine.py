@@ -10,6 +10,7 @@ from dlcli.data.augment import make_augment, parse_augment
 from dlcli.data.tensors import Batches, TensorSplit, carve_validation, limit_samples
 from dlcli.engine import ClassificationTask, DistillationTask, LoopOptions, Trainer, TrainerState, evaluate
 from dlcli.engine.budget import total_steps
+from dlcli.engine.loop import Callbacks
 from dlcli.errors import UsageError, WorkError
 from dlcli.losses import LOSSES, distillation_loss, make_loss
 from dlcli.optim import OPTIMIZERS, SCHEDULERS, make_optimizer, make_scheduler, parameter_groups
@@ -140,6 +141,33 @@ def test_a_fraction_too_small_for_one_step_adds_no_epoch() -> None:
 def test_early_stopping_stops() -> None:
     result = run_fit(small_net(), epochs=30, scheduler="none", lr=1e-6, patience=2)
     assert result.stopped_early and len(result.history) < 30
+
+
+@pytest.mark.parametrize("select_best", [True, False])
+def test_the_best_mark_is_shown_only_when_validation_picks_the_epoch(select_best: bool) -> None:
+    """With the last epoch kept (too small a validation split) every epoch replaces best.pt, and the
+    progress line must not mark each one as the best."""
+    from dlcli.engine.progress import ProgressSink
+
+    shown: list[bool] = []
+    saved: list[bool] = []
+
+    class Marks(ProgressSink):
+        def epoch_end(self, summary: dict, improved: bool) -> None:
+            shown.append(improved)
+
+    class Saves(Callbacks):
+        def epoch_end(self, trainer: Trainer, summary: dict, improved: bool) -> None:
+            saved.append(improved)
+
+    model = small_net()
+    batches = Batches(blobs(), 32, shuffle=True, seed=0)
+    opt = make_optimizer("sgd", parameter_groups(model.named_parameters(), 0.0), 0.1)
+    Trainer(model, ClassificationTask(make_loss("cross-entropy")), batches, Batches(blobs(seed=1), 64), opt, None,
+            torch.device("cpu"), make_loss("cross-entropy"), LoopOptions(3, select_best=select_best),
+            progress=Marks(), callbacks=Saves()).fit()
+    assert len(shown) == 3 and shown[0] is select_best and (select_best or not any(shown))
+    assert saved == (shown if select_best else [True, True, True])  # the last epoch is saved as best.pt
 
 
 def test_divergence_is_a_work_error() -> None:

@@ -66,3 +66,12 @@ def test_markers_leave_out_none_and_python_only_fields() -> None:
     assert found.found == 1 and "found" not in found.to_json()  # the Comparison: Python callers only
     with pytest.raises(TypeError):  # a not_in_json field is still required
         quantize.QuantizeResult(None, {}, "cpu", 0.0, "a.pt", "static", {}, None, [], [], 1, [])
+
+
+@pytest.mark.parametrize("value, text", [(-0.0, "+0.00"), (-0.001, "+0.00"), (0.004, "+0.00"), (-0.3, "-0.30"),
+                                         (1.234, "+1.23")])
+def test_signed_figures_never_read_minus_zero(value: float, text: str) -> None:
+    """quantize's and frontier's accuracy change: a drop that rounds to nothing reads +0.00."""
+    from dlcli.console import signed
+
+    assert signed(value) == text

@@ -192,7 +192,9 @@ class Trainer:
         summary["lr"] = self.optimizer.param_groups[0]["lr"]
         summary["seconds"] = round(time.perf_counter() - epoch_start, 3)
         improved = self._record(summary)
-        self.progress.epoch_end(summary, improved)
+        # The progress line's mark means "best by validation so far"; when the last epoch is kept
+        # (select_best off), every epoch replaces best.pt and a mark on each would mislead.
+        self.progress.epoch_end(summary, improved and self.options.select_best)
         self.callbacks.epoch_end(self, summary, improved)
         signum = self.callbacks.stop_requested()
         if signum is not None and self.more_to_do:

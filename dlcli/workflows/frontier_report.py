@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlcli.console import Console
+from dlcli.console import Console, signed
 from dlcli.runs import atomic_write
 from dlcli.workflows.frontier_rules import Point, pareto_flags
 
@@ -23,7 +23,7 @@ def show(found: FrontierResult, console: Console) -> None:
     b = found.latency_batch
     rows = [[
         ("* " if r["pareto"] else "") + r["variant"], _short(r["parent"], Path(found.out)), f"{r['accuracy']:.2%}",
-        f"{r['accuracy_drop_pp']:+.2f}", f"{r['params']:,}", f"{r['size_bytes'] / 1e6:.3f}",
+        signed(r['accuracy_drop_pp']), f"{r['params']:,}", f"{r['size_bytes'] / 1e6:.3f}",
         *(f"{r[f'p50_ms_b{batch}']:.3g} / {r[f'p90_ms_b{batch}']:.3g}" for batch in (1, 32)),
         f"{r[f'speedup_b{b}']:.2f}x", "pass" if r["passes"] else "FAIL " + ", ".join(r["failures"]),
         "reused" if r["reused"] else "built",

@@ -10,7 +10,7 @@ from typing import Any
 import onnx
 
 from dlcli.compress import quantization as q
-from dlcli.console import Console
+from dlcli.console import Console, signed
 from dlcli.measure.timing import NOISE_BAND
 from dlcli.workflows.quantize_measure import BATCH_SIZES, Comparison
 from dlcli.workflows.quantize_plan import Plan
@@ -46,7 +46,7 @@ def report(found: Comparison, console: Console) -> None:
     rows = [["size (bytes)", f"{fp32.size_bytes:,}", f"{int8.size_bytes:,}", f"{found.size_ratio:.0%} of fp32"]]
     if found.accuracy_drop_pp is not None:
         rows.append(["test accuracy", f"{fp32.accuracy:.2%}", f"{int8.accuracy:.2%}",
-                     f"{-found.accuracy_drop_pp:+.2f} pp"])
+                     f"{signed(-found.accuracy_drop_pp)} pp"])
     for b, p50 in int8.latency_ms.items():
         speedup = found.speedup(b) or 1.0
         change = f"{speedup:.2f}x faster" if speedup >= 1 else f"{1 / speedup:.2f}x slower"

@@ -16,6 +16,7 @@ from dlcli.config import TrainConfig
 from dlcli.console import Console
 from dlcli.distributed import current as current_dist
 from dlcli.engine import Task
+from dlcli.engine.budget import MIN_SELECTION_SAMPLES, selects_by_validation
 from dlcli.errors import UsageError
 from dlcli.signals import GracefulStop
 from dlcli.workflows.fit import FitSetup, run_fit
@@ -87,8 +88,11 @@ def train_and_save(
 
     resume = load_resume_state(cfg, job, console)
     console.info(f"model: {job.model_name} {job.model_args}  parameters {count_parameters(job.model):,}")
-    console.info(f"training {cfg.epochs:g} epochs on {len(data.train)} samples, validating on "
+    console.info(f"training {cfg.epochs:g} epoch(s) on {len(data.train)} samples, validating on "
                  f"{len(data.val) if data.val else 0}; writing to {out_dir}")
+    if data.val and not selects_by_validation(len(data.val)):
+        console.info(f"best.pt will be the last epoch: {len(data.val)} validation samples are too few to "
+                     f"pick an epoch by (at least {MIN_SELECTION_SAMPLES})")
     with GracefulStop() as stop:
         writer = RunWriter(out_dir, checkpoint_factory(
             job.model, job.model_name, job.model_args, cfg, data.dataset, job.lineage, job.extra), stop,
