@@ -122,6 +122,19 @@ def latest_checkpoint() -> Path:
     return path
 
 
+def checkpoint_argument(path: Path | None) -> Path:
+    """What a command's checkpoint argument names: omitted, the latest run's checkpoint; a run
+    folder, its best.pt (as `compare` reads folders); anything else as given, checked where read."""
+    if path is None:
+        return latest_checkpoint()
+    if path.is_dir():
+        best = path / "best.pt"
+        if not best.is_file():
+            raise InputFileError(f"{path} is a folder without best.pt; give a run folder, a .pt or an .onnx file.")
+        return best
+    return path
+
+
 def check_output_file(path: str | Path, force: bool, is_ours: bool, written_by: str | None = None) -> Path:
     """Refuse to overwrite a file that the same kind of step did not write (unless --force), and an
     output that cannot be created; both before any work.

@@ -216,3 +216,17 @@ def test_a_small_validation_split_says_best_pt_is_the_last_epoch(cli, isolated_e
     assert "best.pt will be the last epoch: 4 validation samples are too few" in result.err
     epoch_lines = [line for line in result.err.splitlines() if line.startswith("epoch ")]
     assert len(epoch_lines) == 2 and not any(" *" in line for line in epoch_lines)
+
+
+def test_a_run_folder_stands_for_its_best_pt(cli, isolated_env: Path, tiny_train: list[str], tmp_path: Path) -> None:
+    """eval, info and export take a run folder as `compare` does: its best.pt."""
+    run = tmp_path / "run"
+    assert cli("train", *tiny_train, "--out", run).code == 0
+    assert cli("eval", run, "--json").json()["checkpoint"] == str(run / "best.pt")
+    assert cli("info", run, "--json").code == 0
+    assert Path(cli("export", run, "-q").out.strip()).resolve() == (run / "best.onnx").resolve()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    refused = cli("eval", empty)
+    assert refused.code == 2 and "folder without best.pt" in refused.err
+    assert len(refused.err.strip().splitlines()) == 1

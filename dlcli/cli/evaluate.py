@@ -11,7 +11,7 @@ from dlcli.cli.common import emit, make_console
 
 def eval_command(
     artifact: Annotated[Path | None, typer.Argument(
-        help="Checkpoint (.pt) or ONNX file; default: the latest run's best checkpoint.")] = None,
+        help="Checkpoint (.pt) or ONNX file; a run folder: its best.pt. Default: the latest run's.")] = None,
     data: DataOpt = None,
     data_dir: DataDirOpt = None,
     device: DeviceOpt = None,
@@ -32,10 +32,10 @@ def eval_command(
       dlcli eval "$(dlcli train -q)" --json
       dlcli eval model.int8.onnx --plot confusion.png
     """
-    from dlcli.runs import latest_checkpoint
+    from dlcli.runs import checkpoint_argument
     from dlcli.workflows.evaluate import EvalConfig, run
 
-    config = EvalConfig(artifact or latest_checkpoint(), force=force, **given_values(
+    config = EvalConfig(checkpoint_argument(artifact), force=force, **given_values(
         data=data, data_dir=str(data_dir) if data_dir else None, device=device.value if device else None, plot=plot,
         threads=threads))
     emit(run(config, make_console(quiet)).to_json(), json_output)

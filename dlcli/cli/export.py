@@ -12,7 +12,7 @@ from dlcli.workflows.export_config import ExportConfig
 
 def export(
     checkpoint: Annotated[Path | None, typer.Argument(
-        help="Checkpoint (.pt) to export; default: the latest run's best checkpoint.")] = None,
+        help="Checkpoint (.pt) to export; a run folder: its best.pt. Default: the latest run's.")] = None,
     onnx: Annotated[bool, typer.Option("--onnx", help="Export to ONNX (the default and only format).")] = True,
     out: Annotated[Path | None, config_option(ExportConfig, "out", "--out", "-o")] = None,
     opset: Annotated[int | None, config_option(ExportConfig, "opset", "--opset")] = None,
@@ -38,10 +38,10 @@ def export(
       dlcli export runs/train/exp/best.pt --out model.onnx
       dlcli export best.pt --static-batch --opset 17 --json
     """
-    from dlcli.runs import latest_checkpoint
+    from dlcli.runs import checkpoint_argument
     from dlcli.workflows.export import run
 
-    cfg = ExportConfig(checkpoint or latest_checkpoint(), force=force, **given_values(
+    cfg = ExportConfig(checkpoint_argument(checkpoint), force=force, **given_values(
         out=out, opset=opset, dynamic_batch=dynamic_batch, atol=atol, data_dir=str(data_dir) if data_dir else None,
         threads=threads))
     emit(run(cfg, make_console(quiet)).to_json(), json_output)

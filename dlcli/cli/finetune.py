@@ -14,7 +14,7 @@ from dlcli.workflows.finetune_config import FinetuneConfig
 @with_training_options
 def finetune(
     checkpoint: Annotated[Path | None, typer.Argument(
-        help="Trained checkpoint to adapt; default: the latest run's best checkpoint.")] = None,
+        help="Trained checkpoint to adapt; a run folder: its best.pt. Default: the latest run's.")] = None,
     freeze: Annotated[Literal[FREEZE_MODES] | None, config_option(  # type: ignore[valid-type]
         FinetuneConfig, "freeze", "--freeze")] = None,
     unfreeze_after: Annotated[int | None, config_option(FinetuneConfig, "unfreeze_after", "--unfreeze-after")] = None,
@@ -33,14 +33,14 @@ def finetune(
       dlcli finetune runs/train/exp/best.pt --data fashion-mnist --train-samples 1000
       dlcli finetune best.pt --data fashion-mnist --freeze all-but-head --unfreeze-after 2 --head-lr 0.1
     """
-    from dlcli.runs import latest_checkpoint
+    from dlcli.runs import checkpoint_argument
 
     train = given.train_config("finetune", out)
     if train is None:
         return
     from dlcli.workflows.finetune import describe, run
 
-    config = FinetuneConfig(checkpoint or latest_checkpoint(), train, **given_values(
+    config = FinetuneConfig(checkpoint_argument(checkpoint), train, **given_values(
         freeze=freeze, unfreeze_after=unfreeze_after, head_lr=head_lr))  # validates
     if given.print_config:
         return given.show(describe(config))

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def frontier(
     model: Annotated[Path | None, typer.Argument(
-        help="The parent checkpoint (.pt); default: the latest run's best checkpoint.")] = None,
+        help="The parent checkpoint (.pt); a run folder: its best.pt. Default: the latest run's.")] = None,
     data: DataOpt = None,
     data_dir: DataDirOpt = None,
     variants: Annotated[str | None, config_option(FrontierConfig, "variants", "--variants")] = None,
@@ -57,11 +57,11 @@ def frontier(
       dlcli frontier best.pt --max-latency-ms 1 --max-size-mb 0.5 --json
     """
     from dlcli.cli.common import make_console
-    from dlcli.runs import latest_checkpoint
+    from dlcli.runs import checkpoint_argument
     from dlcli.workflows.frontier import run
 
     gates = Gates(max_accuracy_drop=max_accuracy_drop, max_latency_ms=max_latency_ms, max_size_mb=max_size_mb)
-    cfg = FrontierConfig(model or latest_checkpoint(), gates=gates, force=force, **given_values(
+    cfg = FrontierConfig(checkpoint_argument(model), gates=gates, force=force, **given_values(
         out=out, data=data, data_dir=str(data_dir) if data_dir else None,
         variants=tuple(split_list(variants)) if variants is not None else None, recover_epochs=recover_epochs,
         train_samples=train_samples, seed=seed, threads=threads, latency_batch=latency_batch, iters=iters,

@@ -11,15 +11,15 @@ from dlcli.cli.common import emit, make_console
 
 def info(
     artifact: Annotated[Path | None, typer.Argument(
-        help="Checkpoint (.pt) or ONNX file; default: the latest run's best checkpoint.")] = None,
+        help="Checkpoint (.pt) or ONNX file; a run folder: its best.pt. Default: the latest run's.")] = None,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Show an artifact's architecture, parameters, input shape, classes, metrics and lineage."""
-    from dlcli.runs import latest_checkpoint
+    from dlcli.runs import checkpoint_argument
     from dlcli.workflows.inspect import InfoConfig, run
 
-    emit(run(InfoConfig(artifact or latest_checkpoint()), make_console(quiet)).to_json(), json_output)
+    emit(run(InfoConfig(checkpoint_argument(artifact)), make_console(quiet)).to_json(), json_output)
 
 
 def models(

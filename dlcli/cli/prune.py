@@ -17,7 +17,7 @@ from dlcli.workflows.prune_config import RECOVERY_BATCH_SIZE, PruneConfig
 @with_training_options
 def prune(
     checkpoint: Annotated[Path | None, typer.Argument(
-        help="Checkpoint to prune; default: the latest run's best checkpoint.")] = None,
+        help="Checkpoint to prune; a run folder: its best.pt. Default: the latest run's.")] = None,
     amount: Annotated[float, config_option(PruneSpec, "amount", "--amount")] = ...,  # type: ignore[assignment]
     method: Annotated[Literal[PRUNE_METHODS], config_option(  # type: ignore[valid-type]
         PruneSpec, "method", "--method")] = ...,  # type: ignore[assignment]
@@ -54,10 +54,10 @@ def prune(
                                trains=finetune_epochs != 0)
     if train is None:
         return
-    from dlcli.runs import latest_checkpoint
+    from dlcli.runs import checkpoint_argument
 
     spec = PruneSpec(method, amount, **given_values(steps=steps, round_to=round_to, ignore=ignore))
-    config = PruneConfig(checkpoint or latest_checkpoint(), spec, train, force=given.force, **given_values(
+    config = PruneConfig(checkpoint_argument(checkpoint), spec, train, force=given.force, **given_values(
         finetune_epochs=finetune_epochs, recover=recover, out=out, latency=latency))  # validates, before any folder
     if given.print_config:
         return given.show(describe(config))

@@ -25,7 +25,7 @@ own = partial(config_option, QuantizeConfig)  # quantize's own options: declared
 
 def quantize(
     model: Annotated[Path | None, typer.Argument(
-        help="Checkpoint (.pt) or fp32 ONNX file; default: the latest run's best checkpoint.")] = None,
+        help="Checkpoint (.pt) or fp32 ONNX file; a run folder: its best.pt. Default: the latest run's.")] = None,
     method: Annotated[Literal[QUANTIZE_METHODS] | None, own(  # type: ignore[valid-type]
         "method", "--method")] = None,
     data: DataOpt = None,
@@ -62,10 +62,10 @@ def quantize(
       dlcli quantize best.pt --report-layers --exclude Gemm --json
       dlcli quantize mlp.pt --method dynamic
     """
-    from dlcli.runs import latest_checkpoint
+    from dlcli.runs import checkpoint_argument
     from dlcli.workflows.quantize import run
 
-    cfg = QuantizeConfig(model or latest_checkpoint(), force=force, **given_values(
+    cfg = QuantizeConfig(checkpoint_argument(model), force=force, **given_values(
         method=method, data=data, data_dir=str(data_dir) if data_dir else None, calib_samples=calib_samples,
         calibration=calibration, per_channel=per_channel, reduce_range=reduce_range,
         exclude=tuple(exclude) if exclude else None, report_layers=report_layers,

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from dlcli.console import Console, short_labels
 from dlcli.errors import InputFileError, UsageError
+from dlcli.runs import checkpoint_argument
 from dlcli.workflows.result import CommandResult
 
 ACCURACY_KEYS = ("test_accuracy", "accuracy")
@@ -39,11 +40,7 @@ class Entry:
 
 def resolve(path: Path) -> Path:
     """A run folder means its best.pt; anything else must be a file."""
-    if path.is_dir():
-        best = path / "best.pt"
-        if not best.is_file():
-            raise InputFileError(f"{path} is a folder without best.pt; give a run folder, a .pt or an .onnx file.")
-        return best
+    path = checkpoint_argument(path)
     if not path.is_file():
         raise InputFileError(f"{path}: no such file or run folder.")
     return path
