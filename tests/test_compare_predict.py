@@ -109,6 +109,22 @@ def test_predict_csv_rows_drop_the_label_column(cli, tmp_path: Path) -> None:
     assert len(lines) == 2 + 40 and all({p["class"] for p in r["predictions"]} == {"big", "small"} for r in lines)
 
 
+def test_predict_takes_threads_for_both_runtimes(cli, trained_checkpoint: Path, tmp_path: Path) -> None:
+    """--threads, as on every command that computes (issue #15): the same answers with one thread,
+    from the checkpoint and from its ONNX export; an invalid count is refused."""
+    _digits(tmp_path / "digits", 3)
+    onnx = Path(cli("export", trained_checkpoint, "-o", tmp_path / "m.onnx", "-q").out.strip())
+    answers = []
+    for model in (trained_checkpoint, onnx):
+        result = cli("predict", model, tmp_path / "digits", "--threads", "1", "-q")
+        assert result.code == 0, result.err
+        answers.append([line.split("\t")[1] for line in result.out.splitlines()])
+    assert answers[0] == answers[1] and len(answers[0]) == 3
+    assert torch.get_num_threads() == 1
+    refused = cli("predict", trained_checkpoint, tmp_path / "digits", "--threads", "0")
+    assert refused.code == 2 and "--threads" in refused.err
+
+
 @pytest.mark.parametrize("name, content", [("notes.txt", "hello"), ("bad.csv", "a,b,c,d\n1,2,3,4\n"),
                                            ("missing.png", None)])
 def test_predict_bad_inputs_are_one_line_exit_2(cli, trained_checkpoint: Path, tmp_path: Path, name, content) -> None:

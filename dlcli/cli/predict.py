@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dlcli.cli._options import DeviceOpt, QuietOpt
+from dlcli.cli._options import DeviceOpt, QuietOpt, ThreadsOpt
 from dlcli.cli.common import make_console
 
 
@@ -17,6 +17,7 @@ def predict(
         help="Image files, folders of images (searched recursively) and/or .csv files (one input per row).")],
     top_k: Annotated[int, typer.Option("--top-k", "-k", help="Classes to show per input.")] = 5,
     device: DeviceOpt = None,
+    threads: ThreadsOpt = None,
     json_output: Annotated[bool, typer.Option(
         "--json", help="One JSON object per input on stdout (JSON Lines), each as soon as it is done.")] = False,
     quiet: QuietOpt = False,
@@ -36,7 +37,7 @@ def predict(
     """
     from dlcli.workflows.predict import PredictConfig, run
 
-    cfg = PredictConfig(model, tuple(inputs), top_k, device.value if device else "auto")
+    cfg = PredictConfig(model, tuple(inputs), top_k, device.value if device else "auto", threads)
     for found in run(cfg, make_console(quiet)):
         if json_output:
             sys.stdout.write(json.dumps(found.to_json()) + "\n")

@@ -31,6 +31,8 @@ class PredictConfig:
     """Image files, folders of images (searched recursively) and/or .csv files (one input per row)."""
     top_k: int = 5
     device: str = "auto"
+    threads: int | None = None
+    """PyTorch's and onnxruntime's CPU threads (see dlcli.threads); None: the free cores."""
 
     def __post_init__(self) -> None:
         if not self.inputs:
@@ -47,7 +49,11 @@ class Loaded:
     classes: list[str]
 
 
-def load_model(path: Path, device: str) -> Loaded:
+def load_model(path: Path, device: str, threads: int | None = None) -> Loaded:
+    """The model as a numpy-in, logits-out function; `threads` CPU threads for either runtime (an
+    ONNX file is run without importing torch)."""
+    from dlcli.threads import resolve_threads, use_threads
+
     if path.suffix.lower() == ".onnx":
         from dlcli.export.metadata import read_metadata
         from dlcli.export.runtime import load_onnx, ort_session, predict
@@ -57,13 +63,14 @@ def load_model(path: Path, device: str) -> Loaded:
         shape, classes = signature(proto, read_metadata(proto))
         if shape is None or classes is None:
             raise InputFileError(f"{path} records no input shape or classes (not exported by dlcli).")
-        session = ort_session(path, device=device)
+        session = ort_session(path, resolve_threads(threads), device=device)
         return Loaded(lambda x: predict(session, x), list(shape), list(classes))
     import torch
 
     from dlcli.checkpoint import load_checkpoint
     from dlcli.device import resolve_device
 
+    use_threads(threads)
     ckpt = load_checkpoint(path)
     torch_device = resolve_device(device)
     model = ckpt.build_model().to(torch_device).eval()
@@ -172,7 +179,7 @@ class Prediction:
 def run(cfg: PredictConfig, console: Console) -> Iterator[Prediction]:
     """One result per input, yielded as soon as it is computed (and its line shown on stderr)."""
     check_inputs(cfg.inputs)
-    loaded = load_model(cfg.model, cfg.device)
+    loaded = load_model(cfg.model, cfg.device, cfg.threads)
     k = min(cfg.top_k, len(loaded.classes))
     console.info(f"{cfg.model}: input {loaded.input_shape}, {len(loaded.classes)} classes; top {k} per input")
     for name, x in read_inputs(cfg.inputs, loaded.input_shape):
