@@ -50,8 +50,8 @@ class Loaded:
 
 
 def load_model(path: Path, device: str, threads: int | None = None) -> Loaded:
-    """The model as a numpy-in, logits-out function; `threads` CPU threads for either runtime (an
-    ONNX file is run without importing torch)."""
+    """The model as a numpy-in, logits-out function; `threads` CPU threads for its runtime (PyTorch
+    for a checkpoint, onnxruntime for an ONNX file)."""
     from dlcli.threads import resolve_threads, use_threads
 
     if path.suffix.lower() == ".onnx":
