@@ -235,3 +235,22 @@ def test_python_api_resume_refuses_a_different_run(tmp_path) -> None:
         train.run(train.TrainRunConfig(replace(cfg, epochs=2, batch_size=16, resume=last), tmp_path / "run"), console)
     more = train.run(train.TrainRunConfig(replace(cfg, epochs=2, resume=last), tmp_path / "run"), console)
     assert more.metrics["epochs"] == 2
+
+
+def test_distill_resume_keeps_its_temperature_and_refuses_another(cli, tmp_path, tiny_train) -> None:
+    """A run distilled at -T 2 --alpha 0.5 continues at those values when they are not repeated (not at
+    the defaults 4.0 / 0.9), and a different -T is refused with both values named."""
+    teacher = tmp_path / "teacher"
+    assert cli("train", *tiny_train, "--out", teacher).code == 0
+    student = ["-s", "mlp", "-a", "hidden=[3]", "--epochs", "1", "-q", "--threads", "1"]
+    assert cli("distill", "-t", teacher / "best.pt", *student, "-T", "2", "--alpha", "0.5",
+               "--out", tmp_path / "d").code == 0
+    shown = cli("distill", "-t", teacher / "best.pt", "--resume", tmp_path / "d", "--epochs", "2",
+                "--print-config", "--json").json()
+    assert (shown["temperature"], shown["alpha"], shown["feature_loss"]) == (2.0, 0.5, 0.0)
+    refused = cli("distill", "-t", teacher / "best.pt", "--resume", tmp_path / "d", "--epochs", "2", "-T", "3")
+    assert refused.code == 2 and "temperature=3.0" in refused.err and "temperature=2.0" in refused.err
+    resumed = cli("distill", "-t", teacher / "best.pt", "--resume", tmp_path / "d", "--epochs", "2", "-T", "2", "-q")
+    assert resumed.code == 0, resumed.err
+    entries = [e for e in load_checkpoint(tmp_path / "d" / "last.pt").lineage if e["step"] == "distill"]
+    assert entries[-1]["temperature"] == 2.0 and entries[-1]["alpha"] == 0.5

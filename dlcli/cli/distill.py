@@ -37,14 +37,17 @@ def distill(
     train = given.train_config("distill", out)
     if train is None:
         return
-    from dlcli.workflows.distill import describe, run
+    from dlcli.workflows.distill import describe, resumed_options, run
 
     student_args = parse_model_args(student_arg) or {}
-    if train.resume and student is None and not student_args:  # the resumed run's own student
-        student, student_args = train.model, dict(train.model_args)
-    config = DistillConfig(teacher, train=train, student_args=student_args, **given_values(
-        student=student, temperature=temperature, alpha=alpha, feature_loss=feature_loss, cache_teacher=cache_teacher,
-        baseline=baseline))  # validates, before the run folder is made
+    options = given_values(student=student, temperature=temperature, alpha=alpha, feature_loss=feature_loss,
+                           cache_teacher=cache_teacher, baseline=baseline)
+    if train.resume:
+        if student is None and not student_args:  # the resumed run's own student
+            options["student"], student_args = train.model, dict(train.model_args)
+        options = resumed_options(Path(train.resume), options)
+    # Validated when built: before the run folder is made.
+    config = DistillConfig(teacher, train=train, student_args=student_args, **options)
     if given.print_config:
         return given.show(describe(config))
     given.emit(run(replace(config, out_dir=given.run_folder("distill", out, name, train)), given.console()))

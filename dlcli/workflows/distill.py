@@ -29,7 +29,8 @@ from dlcli.engine.tasks import FeatureDistillationTask
 from dlcli.errors import UsageError
 from dlcli.losses import make_loss
 from dlcli.models import MODELS, create_model
-from dlcli.workflows.distill_config import DistillConfig
+from dlcli.resume import resumed_config
+from dlcli.workflows.distill_config import DISTILL_SETTINGS, DistillConfig
 from dlcli.workflows.distill_report import Compared, summarize
 from dlcli.workflows.preparation import PreparedData, eval_batches, prepare_data, split_metrics
 from dlcli.workflows.resolve import preview, start_run, with_data, with_defaults
@@ -116,6 +117,18 @@ def student_identity(config: DistillConfig) -> tuple[str, dict[str, Any]]:
     return student.model_name, student.model_args
 
 
+def resumed_options(checkpoint: Path, given: dict[str, Any]) -> dict[str, Any]:
+    """The distillation settings a resumed run continues with: those its checkpoint records, where
+    the user gave none; a given value that differs is refused, naming both, as `--resume` refuses
+    other changes (dlcli.resume). Without this, resuming a `-T 2` run without repeating `-T` went on
+    at the default 4.0: a different experiment, silently."""
+    entries = [e for e in load_checkpoint(checkpoint).lineage if e.get("step") == "distill"]
+    if not entries:
+        return given
+    saved = {key: entries[-1][key] for key in DISTILL_SETTINGS if key in entries[-1]}
+    return {**given, **resumed_config(saved, {k: v for k, v in given.items() if k in saved}, checkpoint)}
+
+
 def run_config(config: DistillConfig, teacher_dataset: str) -> TrainConfig:
     """The training config with the student as its model and the teacher's dataset by default."""
     name, args = student_identity(config)
@@ -155,7 +168,7 @@ def run(config: DistillConfig, console: Console) -> DistillResult:
         task=make_task(cfg, config, teacher, student),
         lineage=[*history, lineage_entry("distill", source=config.teacher, dataset=cfg.data,
                                          temperature=config.temperature, alpha=config.alpha,
-                                         teacher_model=teacher_ckpt.model_name)],
+                                         feature_loss=config.feature_loss, teacher_model=teacher_ckpt.model_name)],
     )
     out_dir = config.out_dir or prepare_out_dir(None, "distill", None, False)
     distilled = train_and_save(cfg, job, data, out_dir, console, device)

@@ -11,6 +11,9 @@ from typing import Any
 from dlcli.config import TrainConfig, flag_name, option
 from dlcli.validation import validate_fields
 
+DISTILL_SETTINGS = ("temperature", "alpha", "feature_loss")
+"""What makes a distillation run the one it is, beyond its TrainConfig: a resume keeps them."""
+
 
 @dataclass(frozen=True)
 class DistillConfig:
