@@ -109,18 +109,28 @@ def test_predict_csv_rows_drop_the_label_column(cli, tmp_path: Path) -> None:
     assert len(lines) == 2 + 40 and all({p["class"] for p in r["predictions"]} == {"big", "small"} for r in lines)
 
 
-def test_predict_takes_threads_for_both_runtimes(cli, trained_checkpoint: Path, tmp_path: Path) -> None:
+def test_predict_takes_threads_for_both_runtimes(cli, trained_checkpoint: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """--threads, as on every command that computes (issue #15): the same answers with one thread,
     from the checkpoint and from its ONNX export; an invalid count is refused."""
+    from dlcli.export import runtime
+
     _digits(tmp_path / "digits", 3)
     onnx = Path(cli("export", trained_checkpoint, "-o", tmp_path / "m.onnx", "-q").out.strip())
+    sessions: list[int | None] = []
+    real_session = runtime.ort_session
+    monkeypatch.setattr(runtime, "ort_session", lambda path, threads=None, device="cpu": (
+        sessions.append(threads), real_session(path, threads, device=device))[1])
+    torch.set_num_threads(2)
     answers = []
     for model in (trained_checkpoint, onnx):
         result = cli("predict", model, tmp_path / "digits", "--threads", "1", "-q")
         assert result.code == 0, result.err
         answers.append([line.split("\t")[1] for line in result.out.splitlines()])
+        if model == trained_checkpoint:
+            assert torch.get_num_threads() == 1  # PyTorch's threads for the checkpoint
+    assert sessions == [1]  # onnxruntime's for the ONNX file
     assert answers[0] == answers[1] and len(answers[0]) == 3
-    assert torch.get_num_threads() == 1
     refused = cli("predict", trained_checkpoint, tmp_path / "digits", "--threads", "0")
     assert refused.code == 2 and "--threads" in refused.err
 

@@ -239,7 +239,15 @@ def test_python_api_resume_refuses_a_different_run(tmp_path) -> None:
 
 def test_distill_resume_keeps_its_temperature_and_refuses_another(cli, tmp_path, tiny_train) -> None:
     """A run distilled at -T 2 --alpha 0.5 continues at those values when they are not repeated (not at
-    the defaults 4.0 / 0.9), and a different -T is refused with both values named."""
+    the defaults 4.0 / 0.9); a different -T or --alpha is refused with both values named, from the CLI
+    and from Python; a finetune of the distilled model owes nothing to its distillation settings."""
+    from dataclasses import replace
+
+    from dlcli.config import TrainConfig
+    from dlcli.console import Console
+    from dlcli.errors import UsageError
+    from dlcli.workflows.distill import DistillConfig, run, saved_settings
+
     teacher = tmp_path / "teacher"
     assert cli("train", *tiny_train, "--out", teacher).code == 0
     student = ["-s", "mlp", "-a", "hidden=[3]", "--epochs", "1", "-q", "--threads", "1"]
@@ -248,9 +256,18 @@ def test_distill_resume_keeps_its_temperature_and_refuses_another(cli, tmp_path,
     shown = cli("distill", "-t", teacher / "best.pt", "--resume", tmp_path / "d", "--epochs", "2",
                 "--print-config", "--json").json()
     assert (shown["temperature"], shown["alpha"], shown["feature_loss"]) == (2.0, 0.5, 0.0)
-    refused = cli("distill", "-t", teacher / "best.pt", "--resume", tmp_path / "d", "--epochs", "2", "-T", "3")
-    assert refused.code == 2 and "temperature=3.0" in refused.err and "temperature=2.0" in refused.err
-    resumed = cli("distill", "-t", teacher / "best.pt", "--resume", tmp_path / "d", "--epochs", "2", "-T", "2", "-q")
+    for flag, given, saved in (("-T", "temperature=3.0", "temperature=2.0"), ("--alpha", "alpha=0.7", "alpha=0.5")):
+        refused = cli("distill", "-t", teacher / "best.pt", "--resume", tmp_path / "d", "--epochs", "2", flag,
+                      given.split("=")[1])
+        assert refused.code == 2 and given in refused.err and saved in refused.err, refused.err
+    saved_config = load_checkpoint(tmp_path / "d" / "last.pt").config
+    api = DistillConfig(teacher / "best.pt", student="mlp", student_args={"hidden": [3]},
+                        train=replace(TrainConfig(**saved_config), resume=str(tmp_path / "d" / "last.pt"), epochs=2))
+    with pytest.raises(UsageError, match="temperature=4.0.*temperature=2.0"):
+        run(api, Console(quiet=True))  # the defaults, 4.0 / 0.9, are not the run's
+    resumed = cli("distill", "-t", teacher / "best.pt", "--resume", tmp_path / "d", "--epochs", "2", "-q")
     assert resumed.code == 0, resumed.err
     entries = [e for e in load_checkpoint(tmp_path / "d" / "last.pt").lineage if e["step"] == "distill"]
-    assert entries[-1]["temperature"] == 2.0 and entries[-1]["alpha"] == 0.5
+    assert (entries[-1]["temperature"], entries[-1]["alpha"], entries[-1]["feature_loss"]) == (2.0, 0.5, 0.0)
+    assert cli("finetune", tmp_path / "d", "--epochs", "1", "-q", "--threads", "1", "--out", tmp_path / "f").code == 0
+    assert saved_settings(tmp_path / "f" / "last.pt") == {}  # its last step is the finetune

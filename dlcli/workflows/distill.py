@@ -117,16 +117,31 @@ def student_identity(config: DistillConfig) -> tuple[str, dict[str, Any]]:
     return student.model_name, student.model_args
 
 
+def saved_settings(checkpoint: Path) -> dict[str, Any]:
+    """The distillation settings a distill run's checkpoint records (its own, last lineage entry;
+    {} for a checkpoint another step made last, such as a finetune of a distilled model)."""
+    lineage = load_checkpoint(checkpoint).lineage
+    last = lineage[-1] if lineage else {}
+    if last.get("step") != "distill":
+        return {}
+    return {key: last[key] for key in DISTILL_SETTINGS if key in last}
+
+
 def resumed_options(checkpoint: Path, given: dict[str, Any]) -> dict[str, Any]:
-    """The distillation settings a resumed run continues with: those its checkpoint records, where
-    the user gave none; a given value that differs is refused, naming both, as `--resume` refuses
-    other changes (dlcli.resume). Without this, resuming a `-T 2` run without repeating `-T` went on
-    at the default 4.0: a different experiment, silently."""
-    entries = [e for e in load_checkpoint(checkpoint).lineage if e.get("step") == "distill"]
-    if not entries:
-        return given
-    saved = {key: entries[-1][key] for key in DISTILL_SETTINGS if key in entries[-1]}
+    """`dlcli distill --resume`'s options: the saved distillation settings where the user gave none;
+    a given value that differs is refused, naming both, as `--resume` refuses other changes
+    (dlcli.resume). Without this, resuming a `-T 2` run without repeating `-T` went on at the
+    default 4.0: a different experiment, silently."""
+    saved = saved_settings(checkpoint)
     return {**given, **resumed_config(saved, {k: v for k, v in given.items() if k in saved}, checkpoint)}
+
+
+def check_resumed_settings(config: DistillConfig) -> None:
+    """A resumed run's settings must be the saved ones (a Python caller passes them all; the CLI
+    has filled them in from the checkpoint)."""
+    if config.train.resume:
+        current = {key: getattr(config, key) for key in DISTILL_SETTINGS}
+        resumed_config(saved_settings(Path(config.train.resume)), current, Path(config.train.resume))
 
 
 def run_config(config: DistillConfig, teacher_dataset: str) -> TrainConfig:
@@ -149,6 +164,7 @@ def run(config: DistillConfig, console: Console) -> DistillResult:
     from dlcli.runs import prepare_out_dir
 
     start = time.perf_counter()
+    check_resumed_settings(config)
     teacher_ckpt = load_checkpoint(config.teacher)
     cfg, device, generator = start_run(run_config(config, teacher_ckpt.dataset), console)
     data = prepare_data(cfg, device, generator, console)
