@@ -51,6 +51,8 @@ def test_integer_labels_sorted_numerically_and_test_sibling(tmp_path: Path) -> N
         ("a,b,label\n1,inf,x\n", r"column 'b': 'inf'"),
         # Finite, but infinite once in float32 (found by the Hypothesis CSV test's overflow warning).
         ("a,b,label\n1,2,x\n-1e39,2,y\n", r"line 3, column 'a': -1e39 is beyond float32's range"),
+        # Each value fits float32, but centring them would not (the model subtracts the mean in float32).
+        ("a,b,label\n1,3e38,x\n2,-3e38,y\n", r"column 'b': its values span 3e\+38 around their mean"),
         ("a,b,label\n1,2\n", "line 2: 2 cells, but the header has 3"),
         ("a,label\n1,\n", "label .* is empty"),
         ("a,label\n", "no data rows"),

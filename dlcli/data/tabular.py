@@ -126,8 +126,24 @@ def _features(table: _Table, label_col: int) -> np.ndarray:
         with np.errstate(over="ignore"):  # beyond float32's range (3.4e38) becomes inf: refused below
             x32 = x.astype(np.float32)
         if np.isfinite(x32).all():
+            _check_centred_range(x, table, label_col)
             return x32
     raise _bad_cell(table, label_col)
+
+
+def _check_centred_range(x: np.ndarray, table: _Table, label_col: int) -> None:
+    """The model subtracts each column's mean in float32 (dlcli.models.registry.Normalize): a column
+    whose values lie further than float32's range from their mean (e.g. -3e38 and 3e38) would become
+    inf there and train to NaN, reported as divergence. Refused here, by name."""
+    if not len(x):
+        return
+    spread = np.abs(x - x.mean(axis=0)).max(axis=0)
+    too_wide = np.flatnonzero(spread > np.finfo(np.float32).max / 2)
+    if too_wide.size:
+        names = [h for i, h in enumerate(table.header) if i != label_col]
+        column = names[int(too_wide[0])]
+        raise InputFileError(f"{table.path}, column {column!r}: its values span {spread[too_wide[0]]:.3g} around "
+                             "their mean, more than float32 arithmetic on them can hold; rescale the column")
 
 
 def _bad_cell(table: _Table, label_col: int) -> InputFileError:
