@@ -131,6 +131,9 @@ def test_predict_takes_threads_for_both_runtimes(cli, trained_checkpoint: Path, 
             assert torch.get_num_threads() == 1  # PyTorch's threads for the checkpoint
     assert sessions == [1]  # onnxruntime's for the ONNX file
     assert answers[0] == answers[1] and len(answers[0]) == 3
+    # A run folder stands for its best.pt, as in eval, info and export.
+    from_folder = cli("predict", trained_checkpoint.parent, tmp_path / "digits", "--threads", "1", "-q")
+    assert [line.split("\t")[1] for line in from_folder.out.splitlines()] == answers[0]
     refused = cli("predict", trained_checkpoint, tmp_path / "digits", "--threads", "0")
     assert refused.code == 2 and "--threads" in refused.err
 

@@ -12,7 +12,7 @@ from dlcli.cli.common import make_console
 
 
 def predict(
-    model: Annotated[Path, typer.Argument(help="Checkpoint (.pt) or ONNX file.")],
+    model: Annotated[Path, typer.Argument(help="Checkpoint (.pt) or ONNX file; a run folder: its best.pt.")],
     inputs: Annotated[list[Path], typer.Argument(
         help="Image files, folders of images (searched recursively) and/or .csv files (one input per row).")],
     top_k: Annotated[int, typer.Option("--top-k", "-k", help="Classes to show per input.")] = 5,
@@ -35,9 +35,10 @@ def predict(
       dlcli predict model.onnx photos/ --top-k 3 --json | jq .predictions[0]
       dlcli predict iris.pt new_flowers.csv
     """
+    from dlcli.runs import checkpoint_argument
     from dlcli.workflows.predict import PredictConfig, run
 
-    cfg = PredictConfig(model, tuple(inputs), top_k, device.value if device else "auto", threads)
+    cfg = PredictConfig(checkpoint_argument(model), tuple(inputs), top_k, device.value if device else "auto", threads)
     for found in run(cfg, make_console(quiet)):
         if json_output:
             sys.stdout.write(json.dumps(found.to_json()) + "\n")
