@@ -19,14 +19,14 @@ from dlcli.console import Console
 from dlcli.distributed import current as current_dist
 from dlcli.distributed import wrap_model
 from dlcli.engine import FitResult, LoopOptions, StopTraining, Task, Trainer, TrainerState
-from dlcli.engine.budget import selects_by_validation, total_steps
+from dlcli.engine.budget import total_steps
 from dlcli.engine.progress import NullProgress, make_progress
 from dlcli.engine.state import restore_rng
 from dlcli.errors import Interrupted
 from dlcli.losses import make_loss
 from dlcli.optim import make_optimizer, make_scheduler, parameter_groups
 from dlcli.plot_process import draw_curves
-from dlcli.workflows.preparation import PreparedData, eval_batches, split_metrics, train_batches
+from dlcli.workflows.preparation import PreparedData, eval_batches, picks_best_epoch, split_metrics, train_batches
 from dlcli.workflows.resolve import channels_last_rule
 from dlcli.workflows.run_writer import RunWriter
 
@@ -113,7 +113,7 @@ def run_fit(
         val_batches=eval_batches(data.val, channels_last) if data.val is not None else None,
         optimizer=optimizer, scheduler=scheduler, device=device, eval_loss=eval_loss,
         options=LoopOptions(epochs, cfg.patience, cfg.precision, cfg.save_every, cfg.skip_nonfinite,
-                            select_best=data.val is not None and selects_by_validation(len(data.val))),
+                            select_best=picks_best_epoch(data)),
         eval_model=model, scaler=make_scaler(cfg.precision, device, setup.resume),
         progress=progress,
         callbacks=writer,

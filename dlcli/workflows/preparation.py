@@ -16,6 +16,7 @@ from dlcli.data.dataset import Dataset
 from dlcli.data.streaming import device_splits, make_batches
 from dlcli.data.tensors import Batches, TensorSplit, carve_validation, limit_samples
 from dlcli.distributed import current as current_dist
+from dlcli.engine.budget import selects_by_validation
 from dlcli.errors import UsageError
 
 EVAL_BATCH = 1000
@@ -75,6 +76,12 @@ def per_rank_batch(batch_size: int, world: int) -> int:
         raise UsageError(f"--batch-size {batch_size} does not split evenly over {world} processes; "
                          f"use a multiple of {world}.")
     return batch_size // world
+
+
+def picks_best_epoch(data: PreparedData) -> bool:
+    """Whether the validation split is big enough to choose best.pt's epoch by (else the last epoch is
+    kept): the loop's rule, and what the run says about it."""
+    return data.val is not None and selects_by_validation(len(data.val))
 
 
 def eval_batches(split: TensorSplit, channels_last: bool) -> Batches:

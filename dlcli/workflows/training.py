@@ -16,11 +16,11 @@ from dlcli.config import TrainConfig
 from dlcli.console import Console
 from dlcli.distributed import current as current_dist
 from dlcli.engine import Task
-from dlcli.engine.budget import MIN_SELECTION_SAMPLES, selects_by_validation
+from dlcli.engine.budget import MIN_SELECTION_SAMPLES
 from dlcli.errors import UsageError
 from dlcli.signals import GracefulStop
 from dlcli.workflows.fit import FitSetup, run_fit
-from dlcli.workflows.preparation import PreparedData
+from dlcli.workflows.preparation import PreparedData, picks_best_epoch
 from dlcli.workflows.run_writer import RunWriter, checkpoint_factory
 
 
@@ -90,7 +90,7 @@ def train_and_save(
     console.info(f"model: {job.model_name} {job.model_args}  parameters {count_parameters(job.model):,}")
     console.info(f"training {cfg.epochs:g} epoch(s) on {len(data.train)} samples, validating on "
                  f"{len(data.val) if data.val else 0}; writing to {out_dir}")
-    if data.val and not selects_by_validation(len(data.val)):
+    if data.val and not picks_best_epoch(data):
         console.info(f"best.pt will be the last epoch: {len(data.val)} validation samples are too few to "
                      f"pick an epoch by (at least {MIN_SELECTION_SAMPLES})")
     with GracefulStop() as stop:
