@@ -7,9 +7,11 @@ import gzip
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from conftest import FAST_TRAIN
 
 from dlcli.data import DATASETS, Dataset, dataset_status, load_dataset, locate
 from dlcli.data import catalog as catalog_module
@@ -213,3 +215,50 @@ def test_listing_datasets_imports_neither_torch_nor_numpy() -> None:
                          cwd=Path(__file__).resolve().parents[1])
     assert out.stdout.strip() == "[]"
 
+
+
+@pytest.fixture
+def idx_reads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Every IDX file read from disk, as (file name, reading thread's name); no prefetch left over."""
+    import threading
+
+    from dlcli.data import idx
+
+    reads: list[tuple[str, str]] = []
+    real = idx._read_file
+    monkeypatch.setattr(idx, "_prefetched", {})
+    monkeypatch.setattr(idx, "_read_file",
+                        lambda p: reads.append((p.name, threading.current_thread().name)) or real(p))
+    return reads
+
+
+def test_prefetch_reads_a_local_named_dataset_ahead_and_nothing_else(
+    tiny: DatasetSpec, tmp_path: Path, idx_reads: list[tuple[str, str]]
+) -> None:
+    from dlcli.data import idx
+
+    table = tmp_path / "t.csv"
+    table.write_text("a,label\n1,0\n2,1\n")
+    for spec in (f"csv:{table}", "no-such-dataset", "tiny", "cifar10"):  # tiny: not on disk yet
+        catalog_module.prefetch(spec, tmp_path / "root")
+    assert not idx._prefetched
+    write_tiny(tmp_path / "root" / "tiny")
+    idx_reads.clear()  # write_tiny reads its files back for their md5s
+    catalog_module.prefetch(" Tiny ", tmp_path / "root")
+    ds = load_dataset("tiny", data_dir=tmp_path / "root", download=False)
+    assert len(ds.train) == 6 and len(ds.test) == 2
+    assert sorted(name for name, _ in idx_reads) == sorted(f.name for f in tiny.files)
+    assert {thread for _, thread in idx_reads} == {"dlcli-idx-prefetch"}
+
+
+def test_training_commands_read_their_data_during_the_torch_import(
+    cli: Any, tmp_path: Path, idx_reads: list[tuple[str, str]]
+) -> None:
+    """`dlcli train` starts reading its dataset before the config checks import torch; the load then
+    takes each file from there (read once); --print-config reads nothing."""
+    assert cli("train", *FAST_TRAIN, "--print-config").code == 0
+    assert idx_reads == []
+    assert cli("train", *FAST_TRAIN, "--out", tmp_path / "run").code == 0
+    sample = DATASETS.get("mnist-sample")
+    assert sorted(name for name, _ in idx_reads) == sorted(f.name for f in sample.files)
+    assert {thread for _, thread in idx_reads} == {"dlcli-idx-prefetch"}

@@ -103,3 +103,65 @@ def test_labeled_images_checks_pairing(tmp_path: Path) -> None:
         read_labeled_images(tmp_path / "img", tmp_path / "short", (None, None), 10)
     with pytest.raises(InputFileError, match="has label 2"):
         read_labeled_images(tmp_path / "img", tmp_path / "lab", (None, None), 2)
+
+
+@pytest.fixture(autouse=True)
+def no_prefetch_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with no files read ahead (dlcli.data.idx.prefetch's results are per process)."""
+    from dlcli.data import idx
+
+    monkeypatch.setattr(idx, "_prefetched", {})
+
+
+def test_gzip_members_padding_and_checks_read_as_gzip_open_does(tmp_path: Path) -> None:
+    """The one-call inflater (dlcli.data.idx._Inflated) against what gzip.open accepts and refuses."""
+    data = raw_bytes(IMAGES)
+    path = tmp_path / "x.gz"
+    path.write_bytes(gzip.compress(data[:7]) + gzip.compress(data[7:]) + b"\0" * 8)  # two members, padding
+    np.testing.assert_array_equal(read_idx(path), IMAGES)
+    good = gzip.compress(data)
+    bad_crc = good[:-8] + bytes([good[-8] ^ 1]) + good[-7:]
+    for name, content in {"crc.gz": bad_crc, "no-trailer.gz": good[:-8], "junk-after.gz": good + b"junk"}.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(Exception) as by_gzip:
+            gzip.decompress(content)
+        with pytest.raises(InputFileError, match=name) as ours:
+            read_idx(tmp_path / name)
+        assert "\n" not in str(ours.value), by_gzip.value
+
+
+def test_prefetched_file_is_read_once_and_a_changed_one_again(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from dlcli.data import idx
+
+    reads: list[Path] = []
+    real = idx._read_file
+    monkeypatch.setattr(idx, "_read_file", lambda p: reads.append(p) or real(p))
+    a, b = tmp_path / "a.gz", tmp_path / "b.gz"
+    write_idx(a, IMAGES)
+    write_idx(b, IMAGES)
+    idx.prefetch([a, b, a])
+    for item in list(idx._prefetched.values()):
+        item.done.wait()
+    assert reads == [a, b]  # on the thread, in the order asked, each once
+    array, md5 = read_idx_with_md5(a)
+    np.testing.assert_array_equal(array, IMAGES)
+    assert array.flags.writeable and md5 == hashlib.md5(raw_bytes(IMAGES)).hexdigest()
+    assert reads == [a, b]  # taken from the prefetch
+    write_idx(b, IMAGES[:1])  # rewritten after the prefetch read it
+    assert read_idx(b).shape == (1, 4, 5)
+    assert reads == [a, b, b]
+    assert not idx._prefetched  # each result is handed out once
+
+
+def test_prefetch_errors_are_raised_by_the_callers_read(tmp_path: Path) -> None:
+    from dlcli.data import idx
+
+    bad = tmp_path / "bad.gz"
+    bad.write_bytes(gzip.compress(b"\x12\x34\x08\x01"))
+    idx.prefetch([bad, tmp_path / "absent.gz"])
+    with pytest.raises(InputFileError, match="bad magic"):
+        read_idx(bad)
+    with pytest.raises(InputFileError, match="no such file"):
+        read_idx(tmp_path / "absent.gz")
+    assert not idx._prefetched

@@ -1,5 +1,6 @@
-"""The executable's fast exit (dlcli.process_exit) and the curves helper process (dlcli.plot_process):
-both change how the process ends or draws, never what it leaves behind."""
+"""The executable's quiet torch import (dlcli.process_start), fast exit (dlcli.process_exit) and the
+curves helper process (dlcli.plot_process): they change how the process starts, ends or draws, never
+what it leaves behind."""
 
 from __future__ import annotations
 
@@ -15,6 +16,27 @@ from dlcli.process_exit import exit_code
 
 HISTORY = [{"epoch": 1, "train_loss": 0.9, "train_accuracy": 0.7, "val_loss": 0.8, "val_accuracy": 0.75, "lr": 0.1},
            {"epoch": 2, "train_loss": 0.5, "train_accuracy": 0.85, "val_loss": 0.6, "val_accuracy": 0.8, "lr": 0.0}]
+
+
+def test_torch_is_imported_without_collections_and_then_frozen() -> None:
+    """No garbage collection runs during the import; afterwards the collector is on (as it was) and
+    torch's objects are frozen; a collector the caller had turned off stays off."""
+    code = (
+        "import gc, sys\n"
+        "from dlcli.process_start import import_torch_quietly\n"
+        "off = sys.argv[1] == 'off'\n"
+        "if off: gc.disable()\n"
+        "import_torch_quietly(); import_torch_quietly()  # a second call adds nothing\n"
+        "runs = []\n"
+        "gc.callbacks.append(lambda phase, info: runs.append(info['generation']) if phase == 'start' else None)\n"
+        "import torch\n"
+        "finders = [type(f).__name__ for f in sys.meta_path]\n"
+        "print(len(runs), gc.isenabled(), gc.get_freeze_count() > 100_000, *finders)\n"
+    )
+    for state, enabled in (("on", "True"), ("off", "False")):
+        out = subprocess.run([sys.executable, "-c", code, state], capture_output=True, text=True, check=True).stdout
+        assert out.split()[:3] == ["0", enabled, "True"]
+        assert "_QuietTorchImport" not in out  # its finder is gone once torch is imported
 
 
 def test_exit_code_follows_system_exit() -> None:

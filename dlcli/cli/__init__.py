@@ -129,10 +129,13 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def console_main() -> None:
-    """The `dlcli` executable and `python -m dlcli`: `main`, then a process exit without the interpreter
-    teardown (dlcli.process_exit says why)."""
+    """The `dlcli` executable and `python -m dlcli`: torch imported without the garbage collector
+    (dlcli.process_start), `main`, then a process exit without the interpreter teardown
+    (dlcli.process_exit says why)."""
     from dlcli.process_exit import exit_process
+    from dlcli.process_start import import_torch_quietly
 
+    import_torch_quietly()
     try:
         main()
     except SystemExit as exc:

@@ -155,11 +155,13 @@ class TrainingInvocation:
         torchrun (this process has nothing left to do).
 
         When a training loop will run (`trains`, and not --print-config), the curves helper starts
-        here: the config's checks import torch, and the helper exists to overlap that import
-        (dlcli.plot_process). A config refused next leaves it to read end-of-file and exit."""
+        here, and the dataset's files start being read on a thread: the config's checks import torch,
+        and both exist to overlap that import (dlcli.plot_process, dlcli.data.idx.prefetch). A config
+        refused next leaves the helper to read end-of-file and exit, and the read unused."""
         from dlcli.cli.common import launch_distributed, resolve_train_config, resumed_train_config
 
-        if trains and not self.print_config and self.nproc_per_node is None:
+        runs_here = trains and not self.print_config and self.nproc_per_node is None
+        if runs_here:
             from dlcli import plot_process
 
             plot_process.start()
@@ -169,7 +171,7 @@ class TrainingInvocation:
         flags = {**self.flags, **more}
         if self.resume:
             return resumed_train_config(self.resume, command, out, self.config, flags)
-        return resolve_train_config(self.config, flags, command_defaults)
+        return resolve_train_config(self.config, flags, command_defaults, prefetch=runs_here)
 
     def run_folder(self, command: str, out: Path | None, name: str | None, cfg: TrainConfig) -> Path:
         """The run folder, made here: --out (refused when it holds files dlcli did not write, unless

@@ -20,10 +20,19 @@ def emit(result: dict[str, Any], json_output: bool) -> None:
 
 def resolve_train_config(
     config: Path | None, flags: dict[str, Any], command_defaults: dict[str, Any] | None = None,
+    prefetch: bool = False,
 ) -> TrainConfig:
-    """defaults < the command's own defaults < --config file < flags, validated."""
+    """defaults < the command's own defaults < --config file < flags, validated.
+
+    `prefetch` (a training run will follow) starts reading the dataset's files on a thread first, so
+    that they are read while validation imports torch (dlcli.data.idx.prefetch)."""
     file_values = {**(command_defaults or {}), **(read_config_file(config) if config else {})}
-    return merge(TrainConfig, file_values, flags).validate()
+    cfg = merge(TrainConfig, file_values, flags)
+    if prefetch and cfg.data:
+        from dlcli.data.catalog import prefetch as read_ahead
+
+        read_ahead(cfg.data, cfg.data_dir)
+    return cfg.validate()
 
 
 def show_config(values: dict[str, Any], json_output: bool) -> None:

@@ -230,6 +230,25 @@ def load_dataset(
     return _read_named(entry, folder)
 
 
+def prefetch(spec: str, data_dir: str | Path | None = None) -> None:
+    """Start reading a named IDX dataset's files on a thread, when they are already on this machine
+    (`dlcli.data.idx.prefetch` says why); `load_dataset` then takes what was read. Anything else (a
+    path, a dataset still to download, CIFAR) and any error is left to `load_dataset`, which reports it."""
+    name = spec.strip().lower()
+    if name not in DATASETS or DATASETS.get(name).reader != "idx":
+        return
+    entry = DATASETS.get(name)
+    try:
+        folder = resolve.find_complete_folder(entry, data_dir)
+        paths = resolve.file_paths(entry, folder) if folder is not None else None
+    except (UsageError, OSError):
+        return
+    if paths:
+        from dlcli.data.idx import prefetch as read_ahead
+
+        read_ahead(paths)
+
+
 def _lookup(spec: str) -> DatasetSpec:
     name = spec.strip().lower()
     if name not in DATASETS and Path(spec).expanduser().exists():
