@@ -57,6 +57,17 @@ def test_curves_have_axis_labels_and_a_learning_rate_panel(tmp_path: Path, monke
     assert ylabels == [["loss (cross-entropy)", "accuracy", "learning rate at epoch end"]] and fits == [True]
 
 
+def test_a_one_epoch_run_has_one_epoch_tick() -> None:
+    """The default MNIST recipe trains one epoch: its x axes once read 0.945, 0.960, ... run together."""
+    fig = plots.curves_figure([{"epoch": 1, "train_loss": 0.2, "train_accuracy": 0.95, "val_loss": 0.05,
+                                "val_accuracy": 0.988, "lr": 3e-4}])
+    fig.canvas.draw()
+    for ax in fig.axes:
+        low, high = ax.get_xlim()
+        assert [t.get_text() for t in ax.get_xticklabels() if low <= t.get_position()[0] <= high] == ["1"]
+    assert _overlap(fig, [label for ax in fig.axes for label in ax.get_xticklabels() if label.get_text()]) == []
+
+
 def test_a_png_dlcli_did_not_write_is_kept_without_force(tmp_path: Path) -> None:
     foreign = tmp_path / "photo.png"
     foreign.write_bytes(b"\x89PNG not ours")
