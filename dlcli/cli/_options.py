@@ -12,7 +12,6 @@ appear here: Typer resolves annotations when the app is built, and `dlcli --help
 
 import functools
 import inspect
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -24,6 +23,7 @@ import typer
 from dlcli import choices
 from dlcli.config import DATA_HELP, TrainConfig, field_help, flag_name, shown_default
 from dlcli.errors import UsageError
+from dlcli.validation import field_hints
 from dlcli.workflows.benchmark_config import BenchmarkConfig
 
 Device = Enum("Device", {name: name for name in choices.DEVICES}, type=str)  # type: ignore[misc]
@@ -96,7 +96,7 @@ CHOICES = {"optimizer": choices.OPTIMIZERS, "loss": choices.LOSSES, "scheduler":
 def training_option(name: str) -> inspect.Parameter:
     """The `--flag` of TrainConfig field `name`: None by default (so a config file can fill it), its
     type the field's (a Literal of the registry's names where there are choices)."""
-    hint = typing.get_type_hints(TrainConfig)[name]
+    hint = field_hints(TrainConfig)[name]
     flag = flag_name(name)
     if name in CHOICES:
         hint = Literal[CHOICES[name]]  # type: ignore[valid-type]
