@@ -15,6 +15,7 @@ wall-clock seconds from a busy machine are not the recipe's.
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
 import importlib.abc
 import importlib.util
@@ -110,25 +111,19 @@ class _PhaseHooks(importlib.abc.MetaPathFinder):
 
 
 def child(argv: list[str], report: Path) -> None:
-    """Run `dlcli ARGV` in this process with its phases timed; write them to `report`."""
+    """Run `dlcli ARGV` in this process as the executable runs it (`console_main`: its start-up, its
+    exit), with its phases timed; the phases are written to `report` as the process exits."""
     totals: dict[str, list[float]] = {}
     sys.meta_path.insert(0, _PhaseHooks(totals))
-    from dlcli.cli import main
-    from dlcli.process_start import import_torch_quietly
 
-    import_torch_quietly()  # as the `dlcli` executable starts: the import timed above runs inside its hook
+    def write_report() -> None:
+        totals["whole process (from python start)"] = [time.perf_counter() - START, time.process_time()]
+        report.write_text(json.dumps({"phases": {k: [round(w, 3), round(c, 3)] for k, (w, c) in totals.items()}}))
 
-    code = 0
-    try:
-        main(argv)
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 0
-    totals["whole process (from python start)"] = [time.perf_counter() - START, time.process_time()]
-    report.write_text(json.dumps({"code": code, "phases": {k: [round(w, 3), round(c, 3)] for k, (w, c) in
-                                                           totals.items()}}))
-    from dlcli.process_exit import exit_process
+    atexit.register(write_report)  # the executable's exit runs atexit callbacks (dlcli.process_exit)
+    from dlcli.cli import console_main
 
-    exit_process(code)  # as the `dlcli` executable ends
+    console_main(argv)
 
 
 def one_run(seed: int, extra: list[str], folder: Path) -> dict[str, Any]:

@@ -120,11 +120,20 @@ class TrainConfig:
                                  help="DataLoader processes decoding streamed data (0: the main process).")
 
     def validate(self) -> TrainConfig:
-        """Every field's type and range (declared beside it: `check(...)` metadata and the annotation),
-        then the registry names and the model's arguments; all before any file or folder is made."""
+        """Every field's type and range, then the registry names and the model's arguments; all before
+        any file or folder is made."""
+        return self.validate_values().validate_names()
+
+    def validate_values(self) -> TrainConfig:
+        """Every field's type and range (declared beside it: `check(...)` metadata and the annotation).
+        Needs no torch: the CLI reads the dataset ahead on these values while the names' checks import it."""
         if isinstance(self.augment, str):  # a config file may say augment = "flip,crop"
             object.__setattr__(self, "augment", [self.augment])  # coercion, as validate_fields does
         validate_fields(self, flag_name)
+        return self
+
+    def validate_names(self) -> TrainConfig:
+        """The registry names, the model's arguments and optional packages (after `validate_values`)."""
         self._check_names()
         if self.tensorboard:
             require_tensorboard()

@@ -29,18 +29,27 @@ from typing import Any
 
 
 class _QuietTorchImport(importlib.abc.MetaPathFinder):
-    """Finds nothing itself: when `torch` is imported it wraps the normal loader's work."""
+    """Finds nothing itself: the spec it returns for `torch` wraps the normal loader's work, and
+    leaves once that has run (a mere lookup, `importlib.util.find_spec("torch")`, does not use it up)."""
+
+    def __init__(self) -> None:
+        self._looking = False
 
     def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
-        if name != "torch":
+        if name != "torch" or self._looking:
             return None
-        sys.meta_path.remove(self)  # once; and the lookup below must not find us again
-        spec = importlib.util.find_spec(name)
+        self._looking = True  # the lookup below asks every finder again, this one included
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            self._looking = False
         if spec is None or spec.loader is None:
             return spec
         load = spec.loader.exec_module
 
         def exec_module(module: Any) -> None:
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
             was_enabled = gc.isenabled()
             gc.disable()
             try:

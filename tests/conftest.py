@@ -16,6 +16,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("DLCLI_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.delenv("DLCLI_DEBUG", raising=False)
+    monkeypatch.setattr("dlcli.data.idx._prefetched", {})  # files read ahead (dlcli.data.idx.prefetch)
     return tmp_path
 
 

@@ -177,6 +177,10 @@ def test_config_file_precedence_and_print_config(cli, tmp_path: Path) -> None:
     yml.write_text("modle: mlp\n")
     result = cli("train", "--config", yml)
     assert result.code == 2 and "model" in result.err
+    for wrong in ("data = 5", "data-dir = 5"):  # values are checked before the data is read ahead
+        toml.write_text(wrong + "\n")
+        result = cli("train", "--config", toml)
+        assert result.code == 2 and result.err.startswith("error: --data") and "Error" not in result.err, result.err
 
 
 def test_same_seed_same_metrics(cli, tmp_path: Path, _session_checkpoint: Path) -> None:
@@ -205,6 +209,24 @@ def test_click_usage_errors_are_one_line(cli, args: list[str], expected: str) ->
     result = cli(*args)
     assert result.code == 2
     assert result.err.count("\n") == 1 and result.err.startswith("error: ") and expected in result.err
+
+
+def test_an_empty_argument_is_refused_before_it_means_this_folder(cli, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """`dlcli eval "$(...)"` whose command printed nothing passed "", which typer reads as `.`: a run
+    folder in the current folder was evaluated (or `--out ""` wrote into it)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best.pt").write_bytes(b"would be read as ./best.pt")
+    monkeypatch.chdir(run)
+    for args, where in ((["eval", ""], "argument 2 is empty after 'eval'"),
+                        (["export", "", "--json"], "argument 2 is empty after 'export'"),
+                        (["train", "--out", "", "-q"], "argument 3 is empty after '--out'")):
+        result = cli(*args)
+        assert result.code == 2 and result.err.count("\n") == 1 and where in result.err, result.err
+        assert f"see `dlcli {args[0]} -h`" in result.err
+    assert result.code == 2 and cli("export", "", "--json").json()["error"].startswith("argument 2 is empty")
+    assert sorted(p.name for p in run.iterdir()) == ["best.pt"]  # nothing written beside it
 
 
 def test_a_small_validation_split_says_best_pt_is_the_last_epoch(cli, isolated_env: Path,

@@ -219,14 +219,13 @@ def test_listing_datasets_imports_neither_torch_nor_numpy() -> None:
 
 @pytest.fixture
 def idx_reads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    """Every IDX file read from disk, as (file name, reading thread's name); no prefetch left over."""
+    """Every IDX file read from disk, as (file name, reading thread's name)."""
     import threading
 
     from dlcli.data import idx
 
     reads: list[tuple[str, str]] = []
     real = idx._read_file
-    monkeypatch.setattr(idx, "_prefetched", {})
     monkeypatch.setattr(idx, "_read_file",
                         lambda p: reads.append((p.name, threading.current_thread().name)) or real(p))
     return reads
@@ -251,13 +250,16 @@ def test_prefetch_reads_a_local_named_dataset_ahead_and_nothing_else(
     assert {thread for _, thread in idx_reads} == {"dlcli-idx-prefetch"}
 
 
-def test_training_commands_read_their_data_during_the_torch_import(
+def test_training_commands_read_their_data_on_the_prefetch_thread(
     cli: Any, tmp_path: Path, idx_reads: list[tuple[str, str]]
 ) -> None:
-    """`dlcli train` starts reading its dataset before the config checks import torch; the load then
-    takes each file from there (read once); --print-config reads nothing."""
+    """`dlcli train` starts reading its dataset between the config's value and name checks (the names'
+    import torch; in this in-process test torch is already loaded), and the load takes each file from
+    there, read once; --print-config reads nothing."""
+    from dlcli.data import idx
+
     assert cli("train", *FAST_TRAIN, "--print-config").code == 0
-    assert idx_reads == []
+    assert idx_reads == [] and not idx._prefetched
     assert cli("train", *FAST_TRAIN, "--out", tmp_path / "run").code == 0
     sample = DATASETS.get("mnist-sample")
     assert sorted(name for name, _ in idx_reads) == sorted(f.name for f in sample.files)

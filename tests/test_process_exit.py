@@ -19,14 +19,16 @@ HISTORY = [{"epoch": 1, "train_loss": 0.9, "train_accuracy": 0.7, "val_loss": 0.
 
 
 def test_torch_is_imported_without_collections_and_then_frozen() -> None:
-    """No garbage collection runs during the import; afterwards the collector is on (as it was) and
-    torch's objects are frozen; a collector the caller had turned off stays off."""
+    """No garbage collection runs during the import (the "on" case shows it: with the collector off
+    beforehand none would run anyway); afterwards the collector is as it was and torch's objects are
+    frozen. A lookup of torch before the import does not use the hook up."""
     code = (
-        "import gc, sys\n"
+        "import gc, importlib.util, sys\n"
         "from dlcli.process_start import import_torch_quietly\n"
         "off = sys.argv[1] == 'off'\n"
         "if off: gc.disable()\n"
         "import_torch_quietly(); import_torch_quietly()  # a second call adds nothing\n"
+        "assert importlib.util.find_spec('torch') is not None\n"
         "runs = []\n"
         "gc.callbacks.append(lambda phase, info: runs.append(info['generation']) if phase == 'start' else None)\n"
         "import torch\n"

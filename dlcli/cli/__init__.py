@@ -106,6 +106,21 @@ def _wants_json(argv: list[str]) -> bool:
     return "--json" in (argv[: argv.index("--")] if "--" in argv else argv)
 
 
+def _empty_argument(argv: list[str]) -> str | None:
+    """The error for an empty word on the command line, None when there is none. Typer reads "" as a
+    path to the current folder, so `dlcli eval "$(ls runs/*/best.pt)"` that matched nothing would
+    have evaluated whatever `.` holds (or written `--out ""` into it): no dlcli value is empty."""
+    words = argv[: argv.index("--")] if "--" in argv else argv
+    if "" not in words:
+        return None
+    where = words.index("")
+    after = f" after {words[where - 1]!r}" if where else ""
+    command = next((w for w in words[:where] if not w.startswith("-")), None)  # dlcli's own options are flags
+    usage = f"dlcli {command} -h" if command else "dlcli -h"
+    return (f"argument {where + 1} is empty{after} (a \"$(...)\" that printed nothing?); give a value, or leave "
+            f"the argument out (see `{usage}`)")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app and map every failure to one line and an exit code.
 
@@ -117,7 +132,8 @@ def main(argv: list[str] | None = None) -> None:
     debug = os.environ.get("DLCLI_DEBUG", "") not in ("", "0")
     args = list(sys.argv[1:] if argv is None else argv)
     _options.ARGV = args
-    message, code = _run(args, debug)
+    empty = _empty_argument(args)
+    message, code = (empty, EXIT_USAGE) if empty else _run(args, debug)
     if message is not None:
         _error(message)
         from dlcli.runs import remove_empty_created
@@ -128,16 +144,16 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code)
 
 
-def console_main() -> None:
+def console_main(argv: list[str] | None = None) -> None:
     """The `dlcli` executable and `python -m dlcli`: torch imported without the garbage collector
     (dlcli.process_start), `main`, then a process exit without the interpreter teardown
-    (dlcli.process_exit says why)."""
+    (dlcli.process_exit says why). `argv` (default: the process's) lets a benchmark run exactly this."""
     from dlcli.process_exit import exit_process
     from dlcli.process_start import import_torch_quietly
 
     import_torch_quietly()
     try:
-        main()
+        main(argv)
     except SystemExit as exc:
         exit_process(exc.code)
     exit_process(0)

@@ -24,15 +24,17 @@ def resolve_train_config(
 ) -> TrainConfig:
     """defaults < the command's own defaults < --config file < flags, validated.
 
-    `prefetch` (a training run will follow) starts reading the dataset's files on a thread first, so
-    that they are read while validation imports torch (dlcli.data.idx.prefetch)."""
+    `prefetch` (a training run will follow) starts reading the dataset's files on a thread between
+    the checks of the values and of the names, so that they are read while the names' checks import
+    torch (dlcli.data.idx.prefetch). The CLI calls the catalog itself here, not through a workflow:
+    only here is torch not imported yet."""
     file_values = {**(command_defaults or {}), **(read_config_file(config) if config else {})}
-    cfg = merge(TrainConfig, file_values, flags)
+    cfg = merge(TrainConfig, file_values, flags).validate_values()
     if prefetch and cfg.data:
-        from dlcli.data.catalog import prefetch as read_ahead
+        from dlcli.data import catalog
 
-        read_ahead(cfg.data, cfg.data_dir)
-    return cfg.validate()
+        catalog.prefetch(cfg.data, cfg.data_dir)
+    return cfg.validate_names()
 
 
 def show_config(values: dict[str, Any], json_output: bool) -> None:

@@ -234,23 +234,27 @@ def prefetch(spec: str, data_dir: str | Path | None = None) -> None:
     """Start reading a named IDX dataset's files on a thread, when they are already on this machine
     (`dlcli.data.idx.prefetch` says why); `load_dataset` then takes what was read. Anything else (a
     path, a dataset still to download, CIFAR) and any error is left to `load_dataset`, which reports it."""
-    name = spec.strip().lower()
-    if name not in DATASETS or DATASETS.get(name).reader != "idx":
+    entry = DATASETS.get(_name(spec)) if _name(spec) in DATASETS else None
+    if entry is None or entry.reader != "idx":
         return
-    entry = DATASETS.get(name)
     try:
         folder = resolve.find_complete_folder(entry, data_dir)
         paths = resolve.file_paths(entry, folder) if folder is not None else None
     except (UsageError, OSError):
         return
     if paths:
-        from dlcli.data.idx import prefetch as read_ahead
+        from dlcli.data import idx
 
-        read_ahead(paths)
+        idx.prefetch(paths)
+
+
+def _name(spec: str) -> str:
+    """A dataset name as the registry keys it (`MNIST ` is `mnist`)."""
+    return spec.strip().lower()
 
 
 def _lookup(spec: str) -> DatasetSpec:
-    name = spec.strip().lower()
+    name = _name(spec)
     if name not in DATASETS and Path(spec).expanduser().exists():
         kind = "folder" if Path(spec).expanduser().is_dir() else "csv"
         raise UsageError(f"{spec!r} is a path, not a dataset name; to use it, write {kind}:{spec}")

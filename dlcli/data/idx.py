@@ -37,6 +37,8 @@ GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 64 << 20
 """Largest single read: big enough that a dataset file is one zlib call (MNIST's train images are 47 MB),
 small enough that a header announcing gigabytes does not allocate them before the data is seen."""
+_WINDOW_SLACK = 64 << 10
+"""Compressed bytes given to zlib beyond a read's size: a read of n bytes rarely needs more than n."""
 _MAX_DIMS = 8
 # Datasets live in memory; a header announcing more than this is corruption, not data.
 _MAX_BYTES = 1 << 31
@@ -114,29 +116,47 @@ class _Reader(Protocol):
 
 
 class _Inflated:
-    """A gzip file's bytes, decompressed on demand, each read in as few zlib calls as it can (the
-    module docstring says why). Several members read as one stream and zero padding after a member
-    is skipped, as gzip.open does; zlib checks each member's CRC-32 and length itself (wbits=31)."""
+    """A gzip file's bytes (read whole: datasets live in memory anyway), decompressed on demand, each
+    read in as few zlib calls as it can (the module docstring says why). Several members read as one
+    stream and zero padding after a member is skipped, as gzip.open does; zlib checks each member's
+    CRC-32 and length itself (wbits=31)."""
 
     def __init__(self, compressed: bytes) -> None:
-        self._input = compressed
+        self._input = memoryview(compressed)
+        self._at = 0  # the first input byte zlib has not consumed
         self._inflater = zlib.decompressobj(wbits=31)
 
     def read(self, n: int) -> bytes:
         parts: list[bytes] = []
         while n > 0:
             if self._inflater.eof:
-                following = self._inflater.unused_data.lstrip(b"\0")
-                if not following:
+                self._skip_padding()
+                if self._at == len(self._input):
                     break
-                self._inflater, self._input = zlib.decompressobj(wbits=31), following
-            chunk = self._inflater.decompress(self._input, n)  # output grows with the data: no n-byte buffer
-            self._input = self._inflater.unconsumed_tail
-            if not chunk and not self._inflater.eof:
+                self._inflater = zlib.decompressobj(wbits=31)
+            # zlib copies what a call leaves unread (unconsumed_tail, unused_data): giving it about as
+            # much input as the read can use bounds that copy; the whole rest would be copied on each
+            # of the header's small reads.
+            window = self._input[self._at:self._at + n + _WINDOW_SLACK]
+            chunk = self._inflater.decompress(window, n)  # output grows with the data: no n-byte buffer
+            # What zlib left: past the member's end (unused_data) once it ended, where unconsumed_tail
+            # may hold the same bytes again; else what the read's limit left (unconsumed_tail).
+            rest = self._inflater.unused_data if self._inflater.eof else self._inflater.unconsumed_tail
+            used = len(window) - len(rest)
+            self._at += used
+            if not chunk and not self._inflater.eof and not used:
                 raise EOFError("compressed file ended before the end-of-stream marker was reached")
             parts.append(chunk)
             n -= len(chunk)
         return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _skip_padding(self) -> None:
+        while self._at < len(self._input):
+            block = bytes(self._input[self._at:self._at + 4096])
+            data = block.lstrip(b"\0")
+            self._at += len(block) - len(data)
+            if data:
+                return
 
 
 class _Prefetched:
@@ -161,7 +181,8 @@ def prefetch(paths: list[Path]) -> None:
     has the measurements). Nothing is raised here or on the thread: a file that fails is read again by
     its caller, who reports it."""
     with _prefetch_lock:
-        items = [_Prefetched(p) for p in dict.fromkeys(p.resolve() for p in paths) if p not in _prefetched]
+        keys = dict.fromkeys(k for k in map(_key, paths) if k is not None and k not in _prefetched)
+        items = [_Prefetched(k) for k in keys]
         for item in items:
             _prefetched[item.path] = item
     if items:
@@ -182,16 +203,28 @@ def _take_prefetched(path: Path) -> tuple[np.ndarray, str] | None:
     """The prefetched read of `path` (waiting for it), if one was started and the file is unchanged."""
     if not _prefetched:
         return None
+    key = _key(path)
     with _prefetch_lock:
-        item = _prefetched.pop(path.resolve(), None)
+        item = _prefetched.pop(key, None) if key is not None else None
     if item is None:
         return None
     item.done.wait()
     return item.result if item.identity is not None and item.identity == _identity(path) else None
 
 
+def _key(path: Path) -> Path | None:
+    """The name both sides of a prefetch agree on: the resolved path (None for a symlink loop, which
+    the caller's own read reports)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return None
+
+
 def _identity(path: Path) -> tuple[int, int, int, int] | None:
-    """Which file `path` is: a replaced or rewritten file is read again, not taken from the prefetch."""
+    """Which file `path` is: a replaced or rewritten file is read again, not taken from the prefetch.
+    (A rewrite at the same size within the file system's timestamp resolution would pass, and the run
+    use the content of a moment before: still checked against the dataset's md5.)"""
     try:
         st = os.stat(path)
     except OSError:
