@@ -5,8 +5,8 @@ overloads), and CPython's cyclic garbage collector walks all of them on every fu
 costs 0.08 s once torch is loaded (`python -c "import gc, time, torch; t = time.perf_counter();
 gc.collect(); print(time.perf_counter() - t)"`). A default `dlcli train --data mnist` made three full
 collections, 0.16-0.20 s, all outside the training loop (counted with `gc.callbacks`), and collections
-during the import slow the import itself: `import torch` took a median 1.45 s this way against
-1.57 s as usual (`python benchmarks/bench_startup.py --rounds 10`, fresh processes, alternating).
+during the import slow the import itself: `import torch` took a median 1.33 s this way against
+1.42 s as usual (`python benchmarks/bench_startup.py --rounds 10`, fresh processes, alternating).
 Issue #15 asks for at most 2 s outside the loop, of which `import torch` is over half.
 
 So the executable imports torch with the collector off and then moves every object that exists to

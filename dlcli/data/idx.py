@@ -12,8 +12,8 @@ A `.gz` is read whole and inflated by zlib in one call per read, not through `gz
 hashlib let go of the GIL for the whole of one call, so a read on another thread (`prefetch`) runs
 beside the main thread's `import torch` instead of taking turns with it. gzip.open inflates 8-128 KB
 per call, and its many GIL hand-offs ate the overlap. `import torch` and then the four MNIST files:
-median 2.13 s; the files read on a thread during the import: 1.73 s; the same thread through
-gzip.open: 2.06 s (`python benchmarks/bench_startup.py --rounds 10`, fresh processes, alternating).
+median 1.79 s; the files read on a thread during the import: 1.58 s; the same thread through
+gzip.open: 1.80 s (`python benchmarks/bench_startup.py --rounds 10`, fresh processes, alternating).
 """
 
 from __future__ import annotations
