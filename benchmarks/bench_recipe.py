@@ -7,7 +7,10 @@ real CLI's phases by wrapping the functions that do them (wall and CPU seconds e
 optimizer set-up, the training loop (validation and per-epoch checkpoints inside it), the test
 evaluation, curves.png. Functions it cannot find are left out of the breakdown.
 
-Run:  DLCLI_DATA_DIR=../shared/data python benchmarks/bench_recipe.py [--seeds 0 1 2] [-- extra flags]
+`--skip test curves` replaces those two phases with nothing: an experiment, not the product, which
+shows what the rest of a run costs outside the loop (issue #15's other target, at most 2 s there).
+
+Run:  DLCLI_DATA_DIR=../shared/data python benchmarks/bench_recipe.py [--seeds 0 1 2] [--skip ...] [-- extra flags]
 Prints a table and writes benchmarks/results/recipe.json, with the machine's load before and after:
 wall-clock seconds from a busy machine are not the recipe's.
 """
@@ -45,13 +48,20 @@ PHASES = [
     ("curves.png (waiting for its helper)", "dlcli.workflows.fit", "draw_curves"),
 ]
 LOOP = "training loop"
+SKIPPABLE = {"test": ("test evaluation", {}), "curves": ("curves.png (waiting for its helper)", None)}
+"""--skip NAME: the phase left out, and what its function returns instead."""
+SKIP_ENV = "BENCH_RECIPE_SKIP"
 _active: set[str] = set()
 
 
 def _wrap(owner: Any, name: str, phase: str, totals: dict[str, list[float]]) -> None:
     original = getattr(owner, name)
 
+    skipped = {SKIPPABLE[k][0]: SKIPPABLE[k][1] for k in os.environ.get(SKIP_ENV, "").split(",") if k}
+
     def timed(*args: Any, **kwargs: Any) -> Any:
+        if phase in skipped:
+            return skipped[phase]
         if phase.startswith(" ") and LOOP not in _active:
             return original(*args, **kwargs)
         wall, cpu = time.perf_counter(), time.process_time()
@@ -126,18 +136,20 @@ def child(argv: list[str], report: Path) -> None:
     console_main(argv)
 
 
-def one_run(seed: int, extra: list[str], folder: Path) -> dict[str, Any]:
+def one_run(seed: int, extra: list[str], folder: Path, skip: list[str]) -> dict[str, Any]:
     report = folder / f"phases-{seed}.json"
     cmd = [sys.executable, __file__, "--child", str(report), "--", "train", "--data", "mnist", "--seed", str(seed),
            "--out", str(folder / f"run-{seed}"), "--json", "-q", *extra]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
+    proc = subprocess.run(cmd, capture_output=True, text=True,
+                          env={**os.environ, "NO_COLOR": "1", SKIP_ENV: ",".join(skip)})
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"training failed: {proc.stderr.strip()[-2000:]}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     phases = json.loads(report.read_text())["phases"]
-    return {"seed": seed, "wall_seconds": round(wall, 2), "test_accuracy": result["metrics"]["accuracy"],
+    accuracy = result["metrics"].get("accuracy", float("nan"))  # none with --skip test
+    return {"seed": seed, "wall_seconds": round(wall, 2), "test_accuracy": accuracy,
             "epochs": result["metrics"].get("epochs"), "train_seconds": result["metrics"].get("train_seconds"),
             "phases_wall_cpu": phases}
 
@@ -170,13 +182,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--skip", nargs="+", choices=sorted(SKIPPABLE), default=[],
+                        help="leave these phases out (an experiment: what the rest costs)")
     parser.add_argument("extra", nargs="*", help="extra dlcli train flags, after --")
     args = parser.parse_args()
     if not os.environ.get("DLCLI_DATA_DIR"):
         raise SystemExit("set DLCLI_DATA_DIR to a folder holding mnist/")
     before = machine_load()
     with tempfile.TemporaryDirectory(prefix="dlcli-recipe-") as tmp:
-        runs = [one_run(seed, args.extra, Path(tmp)) for seed in args.seeds]
+        runs = [one_run(seed, args.extra, Path(tmp), args.skip) for seed in args.seeds]
     after = machine_load()
     print_table(runs)
     walls = [r["wall_seconds"] for r in runs]
@@ -185,6 +199,8 @@ def main() -> None:
                "median_accuracy": statistics.median(r["test_accuracy"] for r in runs)}
     print(f"machine before: {before}\nmachine after:  {after}")
     command = "DLCLI_DATA_DIR=... python benchmarks/bench_recipe.py --seeds " + " ".join(map(str, args.seeds))
+    if args.skip:
+        command += " --skip " + " ".join(args.skip)
     if args.extra:
         command += " -- " + " ".join(args.extra)
     args.out.parent.mkdir(parents=True, exist_ok=True)
