@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from dlcli.errors import UsageError
 from dlcli.runs import atomic_write, check_output_file
 
 
@@ -39,7 +40,7 @@ def save(fig: Any, path: Path, software: str, force: bool = True, crop: bool = T
     out with tight_layout already fits and is saved without it (for curves.png, written after every
     training run, that was about a quarter of its drawing time).
     """
-    check_output_file(path, force, is_ours=is_dlcli_png(path))
+    check_png_output(path, force)
     plt = pyplot()
     try:
         return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100,
@@ -47,6 +48,15 @@ def save(fig: Any, path: Path, software: str, force: bool = True, crop: bool = T
                                                           metadata={"Software": f"dlcli {software}"}))
     finally:
         plt.close(fig)
+
+
+def check_png_output(path: Path, force: bool) -> Path:
+    """A --plot path `save` may write, checked before the work that draws it too: dlcli writes PNG only
+    (`--plot x.jpg` wrote PNG bytes under a .jpg name), and a PNG it did not write is kept unless `force`."""
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise UsageError(f"{path}: dlcli draws PNG files; give a --plot path ending in .png.")
+    return check_output_file(path, force, is_ours=is_dlcli_png(path))
 
 
 def plot_curves(history: list[dict[str, Any]], path: Path) -> Path | None:

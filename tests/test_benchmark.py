@@ -165,6 +165,8 @@ def test_benchmark_checkpoint_and_onnx(artifacts: tuple[Path, Path], tmp_path: P
     foreign.write_text("precious\n")
     assert cli("benchmark", onnx_path, "--batch-size", "1", "--csv", foreign, *FAST).code == 2
     assert foreign.read_text() == "precious\n"
+    jpg = cli("benchmark", onnx_path, "--batch-size", "1", "--plot", tmp_path / "b.jpg", *FAST)
+    assert jpg.code == 2 and "ending in .png" in jpg.err and "p50" not in jpg.err  # refused before timing
 
 
 def test_benchmark_with_data_reports_accuracy_and_writes_no_plot_unasked(

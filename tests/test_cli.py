@@ -204,11 +204,27 @@ def test_debug_env_shows_traceback(tmp_path: Path) -> None:
     (["prune", "x.pt", "--method", "chanel", "--amount", "0.5"], "Did you mean 'channel'? (see `dlcli prune -h`)"),
     (["train", "--bogus"], "No such option: --bogus"),
     (["nosuch"], "No such command 'nosuch'."),
+    (["train", "--optimizer", "sgdd"], "'sgdd' is not one of 'sgd', 'adam', 'adamw', 'rmsprop'. Did you mean 'sgd'?"),
+    (["train", "--epochs", "three"], "Invalid value for '--epochs' / '-e': 'three' is not a number"),
+    (["train", "--threads=x"], "'x' is not a whole number (see `dlcli train -h`)"),
+    (["train", "--lr"], "Option '--lr' requires an argument. (see `dlcli train -h`)"),
 ])
 def test_click_usage_errors_are_one_line(cli, args: list[str], expected: str) -> None:
+    """In our words: pydantic's "Value error, " and "Input should be a valid number, ..." (typer
+    validates with it) made plain, with the value given; the help of the command typed."""
     result = cli(*args)
     assert result.code == 2
     assert result.err.count("\n") == 1 and result.err.startswith("error: ") and expected in result.err
+    assert "Value error" not in result.err and "Input should be" not in result.err
+
+
+def test_model_argument_names_are_checked_before_the_data(cli) -> None:
+    result = cli("train", "-a", "activation=foo", "--data", "mnist-sample", "--epochs", "0.01")
+    assert result.code == 2 and result.err.startswith("error: unknown activation 'foo'. Choose from: relu, gelu")
+    assert "data:" not in result.err  # refused with the config, before anything was loaded
+    models = {m["name"]: m for m in cli("models", "--json").json()["models"]}
+    assert models["cnn"]["arg_checks"]["activation"] == "one of relu, gelu, tanh, sigmoid, silu"
+    assert models["cnn"]["recipes"]["mnist"]["channels"] == [8, 24, 48, 64] and models["vit"]["recipes"] == {}
 
 
 def test_an_empty_argument_is_refused_before_it_means_this_folder(cli, tmp_path: Path,

@@ -46,6 +46,31 @@ def test_eval_checkpoint_reports_classes_and_draws_the_matrix(cli, trained_check
     foreign.write_bytes(b"\x89PNG mine")
     refused = cli("eval", trained_checkpoint, "--plot", foreign, "-q")
     assert refused.code == 2 and "--force" in refused.err and foreign.read_bytes() == b"\x89PNG mine"
+    assert "per class" not in refused.err  # refused before the evaluation, not after it
+    # dlcli draws PNG only: a .jpg name is refused rather than given PNG bytes.
+    jpg = cli("eval", trained_checkpoint, "--plot", tmp_path / "confusion.jpg")
+    assert jpg.code == 2 and "ending in .png" in jpg.err and not (tmp_path / "confusion.jpg").exists()
+    assert "per class" not in jpg.err
+
+
+def test_data_with_other_class_names_is_refused() -> None:
+    """A digit model on fashion-mnist: 10 classes and 10 classes, so the count check passed and eval
+    printed 3 % accuracy against labels that mean other things."""
+    import numpy as np
+
+    from dlcli.data.dataset import Dataset, Split
+    from dlcli.errors import UsageError
+    from dlcli.workflows.evaluate import check_compatible
+
+    split = Split(np.zeros((2, 1, 4, 4), np.uint8), np.zeros(2, np.int64))
+    digits = [str(i) for i in range(10)]
+    clothes = Dataset("clothes", split, None, ["T-shirt/top", "Trouser", *digits[2:]])
+    check_compatible(Dataset("digits", split, None, digits), [1, 4, 4], digits, Path("m.pt"))
+    with pytest.raises(UsageError, match=r"m\.pt predicts the classes \('0', '1', '2', '3', \.\.\.\) but clothes's "
+                                         r"are \('T-shirt/top', 'Trouser', '2', '3', \.\.\.\)"):
+        check_compatible(clothes, [1, 4, 4], digits, Path("m.pt"))
+    with pytest.raises(UsageError, match="label numbers"):  # the same names in another order
+        check_compatible(Dataset("shuffled", split, None, digits[::-1]), [1, 4, 4], digits, Path("m.pt"))
 
 
 def test_eval_onnx_reports_the_same_classes(cli, trained_checkpoint: Path, tmp_path: Path) -> None:

@@ -80,18 +80,49 @@ def _register() -> None:
 _register()
 
 
-def _usage_message(exc: ClickException) -> str:
-    """Click's usage errors in our one-line form: its message, a suggestion when the value is close to
-    one of the allowed choices, and where the help is (click prints usage, a blank line and a hint)."""
-    message = " ".join(exc.format_message().split())  # one line, whatever click wrapped
+# pydantic's wording for a value typer could not convert (typer >= 0.2x validates options with pydantic)
+_PLAIN_WORDING = {
+    "Input should be a valid number, unable to parse string as a number": "is not a number",
+    "Input should be a valid integer, unable to parse string as an integer": "is not a whole number",
+}
+
+
+def _usage_message(exc: ClickException, args: list[str]) -> str:
+    """Click's usage errors in our one-line form: its message (pydantic's phrasing made plain, with the
+    value given), a suggestion when the value is close to one of the allowed choices, and where the
+    help is (click prints usage, a blank line and a hint)."""
+    message = " ".join(exc.format_message().split()).replace("Value error, ", "")  # one line, whatever click wrapped
+    for wording, plain in _PLAIN_WORDING.items():
+        if wording in message:
+            value = _given_value(args, re.findall(r"'(-[^']*)'", message.partition(":")[0]))
+            message = message.replace(wording, f"{value!r} {plain}" if value is not None else plain.removeprefix("is "))
     choices = re.findall(r"'([^']*)'", message.partition(" is not one of ")[2])
     given = re.findall(r"'([^']*)'", message.partition(" is not one of ")[0])
     close = difflib.get_close_matches(given[-1], choices, n=1, cutoff=0.5) if choices and given else []
     if close:
         message += f" Did you mean {close[0]!r}?"
+    return message + f" (see `{_help_command(exc, args)} -h`)"
+
+
+def _given_value(args: list[str], names: list[str]) -> str | None:
+    """The value given to option `names` (`--epochs three` or `--epochs=three`), the last if repeated."""
+    value = None
+    for i, arg in enumerate(args):
+        flag, eq, inline = arg.partition("=")
+        if flag in names:
+            value = inline if eq else (args[i + 1] if i + 1 < len(args) else None)
+    return value
+
+
+def _help_command(exc: ClickException, args: list[str]) -> str:
+    """The command whose help explains the error: click's context when it has one below the root (an
+    option missing its value is reported from the root), else the command named on the line."""
     ctx = getattr(exc, "ctx", None)
-    message += f" (see `{ctx.command_path if ctx is not None else 'dlcli'} -h`)"
-    return message
+    if ctx is not None and ctx.command_path != "dlcli":
+        return ctx.command_path
+    commands = {info.name for info in app.registered_commands}
+    named = next((a for a in args if not a.startswith("-")), None)
+    return f"dlcli {named}" if named in commands else "dlcli"
 
 
 def _error(message: str) -> None:
@@ -169,7 +200,7 @@ def _run(args: list[str], debug: bool) -> tuple[str | None, int]:
     except (typer.Abort, KeyboardInterrupt):
         return "interrupted", EXIT_INTERRUPT
     except ClickException as exc:
-        return _usage_message(exc), exc.exit_code
+        return _usage_message(exc, args), exc.exit_code
     except DlcliError as exc:
         if debug:
             raise

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from dlcli.errors import UsageError
+from dlcli.models.activations import ACTIVATIONS
 from dlcli.registry import Registry
 from dlcli.validation import Range, coerce, describe_field
 
@@ -41,7 +42,13 @@ class ModelSpec:
 
     def describe_arguments(self) -> dict[str, str]:
         """{"width": "a number, > 0", ...} for `dlcli models`."""
-        return {k: describe_field(hint, self.ranges.get(k)) for k, hint in self.argument_types().items()}
+        return {k: f"one of {', '.join(NAMED_ARGUMENTS[k].names())}" if k in NAMED_ARGUMENTS
+                else describe_field(hint, self.ranges.get(k)) for k, hint in self.argument_types().items()}
+
+
+NAMED_ARGUMENTS: dict[str, Registry[Any]] = {"activation": ACTIVATIONS}
+"""Model arguments that name a registry entry, whichever model takes them: checked with the other
+arguments (before any data is loaded), not when the model is built."""
 
 
 MODELS: Registry[ModelSpec] = Registry("model")
@@ -119,6 +126,8 @@ def model_args(name: str, args: dict[str, Any] | None) -> dict[str, Any]:
             options = ", ".join(allowed) or "none"
             raise UsageError(f"model {name!r} has no argument {key!r}. Its arguments: {options}.")
         resolved[key] = coerce(f"model argument {key} ({name})", value, types[key], spec.ranges.get(key))
+        if key in NAMED_ARGUMENTS:
+            NAMED_ARGUMENTS[key].get(resolved[key])  # an unknown name fails with the choices
     return resolved
 
 

@@ -53,6 +53,10 @@ class BenchmarkResult(CommandResult):
 
 def run(cfg: BenchmarkConfig, console: Console) -> BenchmarkResult:
     start = time.perf_counter()
+    if cfg.plot is not None:
+        from dlcli.plots import check_png_output
+
+        check_png_output(Path(cfg.plot), cfg.force)  # before the timing, not after it
     threads = cfg.threads or available_cores()
     timing = cfg.timing
     method = describe_method(timing.warmup, timing.iters, timing.seconds, rounds=timing.rounds)

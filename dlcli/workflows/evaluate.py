@@ -36,6 +36,18 @@ def check_compatible(dataset: Dataset, input_shape: list[int], classes: list[str
             f"{artifact} predicts {len(classes)} classes but {dataset.name} has {dataset.num_classes}; "
             "use `dlcli finetune` to adapt it."
         )
+    if list(classes) != list(dataset.classes):  # e.g. a digit model on fashion-mnist: 10 and 10
+        raise UsageError(
+            f"{artifact} predicts the classes {_listing(classes)} but {dataset.name}'s are "
+            f"{_listing(dataset.classes)}: its accuracy there would compare label numbers, not classes; "
+            "use `dlcli finetune` to adapt it."
+        )
+
+
+def _listing(names: list[str], shown: int = 4) -> str:
+    """The first few class names, as a message shows them."""
+    head = ", ".join(map(repr, names[:shown]))
+    return f"({head}, ...)" if len(names) > shown else f"({head})"
 
 
 def evaluation_split(dataset: Dataset, device: torch.device, console: Console) -> TensorSplit | StreamSplit:
@@ -80,6 +92,10 @@ class EvalResult(CommandResult):
 
 def run(config: EvalConfig, console: Console) -> EvalResult:
     """Metrics of the artifact on the evaluation split, per class too; --plot draws the confusion matrix."""
+    if config.plot is not None:
+        from dlcli.plots import check_png_output
+
+        check_png_output(config.plot, config.force)  # before the evaluation, not after it
     if config.artifact.suffix.lower() == ".onnx":
         from dlcli.workflows.evaluate_onnx import run as run_onnx
 

@@ -171,7 +171,8 @@ class DatasetsConfig:
 @dataclass
 class ModelsResult(CommandResult):
     """`dlcli models --json`: command, artifact (null), metrics ({"count": models}), device (null),
-    seconds, models (name, params, args, summary, doc, arg_checks per registered model)."""
+    seconds, models (name, params, args, summary, doc, arg_checks, and recipes: {dataset: the model
+    arguments its training recipe sets} per registered model)."""
 
     command: ClassVar[str] = "models"
     models: list[dict[str, Any]]
@@ -190,6 +191,7 @@ class DatasetsResult(CommandResult):
 def list_models(config: ModelsConfig, console: Console) -> ModelsResult:
     import inspect as pyinspect
 
+    from dlcli.data.catalog import DATASETS
     from dlcli.models import MODELS, count_parameters, create_model, model_args
 
     start = time.perf_counter()
@@ -202,12 +204,18 @@ def list_models(config: ModelsConfig, console: Console) -> ModelsResult:
         except UsageError:
             params = None  # e.g. an image-only model asked about a tabular shape
         doc = next(iter((pyinspect.getdoc(spec.factory) or "").splitlines()), "")  # a plugin may have none
+        recipes = {data: dict(DATASETS.get(data).recipes[name].model_args) for data in DATASETS
+                   if name in DATASETS.get(data).recipes}
         entries.append({"name": name, "params": params, "args": model_args(name, None), "summary": spec.summary,
-                        "doc": doc, "arg_checks": spec.describe_arguments()})
+                        "doc": doc, "arg_checks": spec.describe_arguments(), "recipes": recipes})
     console.table(f"models (input {shape}, {classes} classes)", ["name", "params", "default args", "summary"],
                   [[e["name"], f"{e['params']:,}" if e["params"] else "-", e["args"], e["summary"]] for e in entries])
     console.table("model arguments (-a KEY=VALUE): type and allowed range", ["model", "argument", "accepts"],
                   [[e["name"], key, text] for e in entries for key, text in e["arg_checks"].items()])
+    for e in (e for e in entries if e["recipes"]):  # what `dlcli train` builds there is not the table's default
+        console.info(f"{e['name']}: `dlcli train` on {', '.join(e['recipes'])} uses that dataset's recipe instead of "
+                     f"these defaults ({next(iter(e['recipes'].values()))}, its lr and epochs too; "
+                     "`dlcli datasets` lists the recipes, -a and the flags override them)")
     return ModelsResult(None, {"count": len(entries)}, None, time.perf_counter() - start, entries)
 
 
