@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,12 +125,14 @@ class TrainConfig:
         any file or folder is made."""
         return self.validate_values().validate_names()
 
-    def validate_values(self) -> TrainConfig:
-        """Every field's type and range (declared beside it: `check(...)` metadata and the annotation).
-        Needs no torch: the CLI reads the dataset ahead on these values while the names' checks import it."""
+    def validate_values(self, label: Callable[[str], str] | None = None) -> TrainConfig:
+        """Every field's type and range (declared beside it: `check(...)` metadata and the annotation);
+        `label(field)` names a field in errors (the flag by default; the CLI names a config file's key
+        and its file). Needs no torch: the CLI reads the dataset ahead on these values while the
+        names' checks import it."""
         if isinstance(self.augment, str):  # a config file may say augment = "flip,crop"
             object.__setattr__(self, "augment", [self.augment])  # coercion, as validate_fields does
-        validate_fields(self, flag_name)
+        validate_fields(self, label or flag_name)
         return self
 
     def validate_names(self) -> TrainConfig:

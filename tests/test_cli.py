@@ -177,10 +177,11 @@ def test_config_file_precedence_and_print_config(cli, tmp_path: Path) -> None:
     yml.write_text("modle: mlp\n")
     result = cli("train", "--config", yml)
     assert result.code == 2 and "model" in result.err
-    for wrong in ("data = 5", "data-dir = 5"):  # values are checked before the data is read ahead
-        toml.write_text(wrong + "\n")
+    for wrong, key in (("data = 5", "data"), ("data-dir = 5", "data-dir"), ('epochs = "three"', "epochs")):
+        toml.write_text(wrong + "\n")  # values are checked before the data is read ahead, and named in the file
         result = cli("train", "--config", toml)
-        assert result.code == 2 and result.err.startswith("error: --data") and "Error" not in result.err, result.err
+        assert result.code == 2 and result.err.startswith(f"error: {key} in {toml} ") and "Error" not in result.err
+    assert cli("train", "--config", toml, "--epochs", "0.5", "--print-config").code == 0  # the flag wins
 
 
 def test_same_seed_same_metrics(cli, tmp_path: Path, _session_checkpoint: Path) -> None:

@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Any
 
-from dlcli.config import TrainConfig, dump_yaml, merge, read_config_file
+from dlcli.config import TrainConfig, dump_yaml, flag_name, merge, read_config_file
 
 
 def make_console(quiet: bool) -> Any:
@@ -28,8 +28,14 @@ def resolve_train_config(
     the checks of the values and of the names, so that they are read while the names' checks import
     torch (dlcli.data.idx.prefetch). The CLI calls the catalog itself here, not through a workflow:
     only here is torch not imported yet."""
-    file_values = {**(command_defaults or {}), **(read_config_file(config) if config else {})}
-    cfg = merge(TrainConfig, file_values, flags).validate_values()
+    from_file = read_config_file(config) if config else {}
+    file_values = {**(command_defaults or {}), **from_file}
+    given = {k for k, v in flags.items() if v is not None}
+
+    def label(name: str) -> str:  # a bad value is named where the user wrote it
+        return f"{name.replace('_', '-')} in {config}" if name in from_file and name not in given else flag_name(name)
+
+    cfg = merge(TrainConfig, file_values, flags).validate_values(label)
     if prefetch and cfg.data:
         from dlcli.data import catalog
 
