@@ -67,6 +67,14 @@ def signed(value: float, digits: int = 2) -> str:
     return f"{round(value, digits) + 0.0:+.{digits}f}"
 
 
+def metric_value(name: str, value: Any) -> Any:
+    """A recorded metric as tables show it: accuracies (fractions in --json) as percentages, like the
+    headline "test accuracy 98.60%" beside them; anything else as it is."""
+    if "accuracy" in name and isinstance(value, float) and 0.0 <= value <= 1.0:
+        return f"{value:.2%}"
+    return value
+
+
 def format_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"

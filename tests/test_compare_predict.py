@@ -40,6 +40,10 @@ def test_compare_shows_only_differing_config_keys(cli, trained_checkpoint: Path,
     assert payload["artifacts"][0]["lineage"][0]["step"] == "train"
     shown = cli("compare", trained_checkpoint.parent, other)
     assert "keys that differ" in shown.err and "50.00%" in shown.err and "train" in shown.err
+    # every accuracy row as a percentage, like the headline (val_accuracy once read 0.9925 beside it)
+    val = load_checkpoint(trained_checkpoint).metrics["val_accuracy"]
+    assert f"{val:.2%}" in shown.err and f"{val:.4g}" not in shown.err
+    assert f"{val:.2%}" in cli("info", trained_checkpoint).err
     everything = cli("compare", trained_checkpoint.parent, other, "--all-config", "--json").json()
     assert {"lr", "epochs", "seed", "model", "model_args.width"} <= set(everything["config_differences"])
 

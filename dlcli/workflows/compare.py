@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from dlcli.console import Console, short_labels
+from dlcli.console import Console, metric_value, short_labels
 from dlcli.errors import InputFileError, UsageError
 from dlcli.runs import checkpoint_argument
 from dlcli.workflows.result import CommandResult
@@ -153,7 +153,7 @@ def _show(entries: list[Entry], labels: list[str], differences: dict[str, list[A
         ["test accuracy", *(f"{a:.2%}" if (a := headline(e)) is not None else None for e in entries)],
     ]
     metric_keys = dict.fromkeys(k for e in entries for k in e.metrics if k not in ACCURACY_KEYS)
-    rows += [[f"  {k}", *(e.metrics.get(k) for e in entries)] for k in metric_keys]
+    rows += [[f"  {k}", *(metric_value(k, e.metrics.get(k)) for e in entries)] for k in metric_keys]
     console.table("metrics", ["", *labels], rows)
     if differences:
         title = "config" if everything else "config (keys that differ; --all-config for every key)"

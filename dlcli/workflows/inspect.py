@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from dlcli.console import Console
+from dlcli.console import Console, metric_value
 from dlcli.errors import UsageError
 from dlcli.workflows.result import CommandResult, inlined
 
@@ -62,7 +62,7 @@ def describe_checkpoint(path: Path, console: Console) -> tuple[dict[str, Any], d
     rows.append(["classes", ", ".join(ckpt.classes)])
     console.table(str(path), ["field", "value"], rows)
     if ckpt.metrics:
-        console.table("metrics", ["metric", "value"], [[k, v] for k, v in ckpt.metrics.items()])
+        console.table("metrics", ["metric", "value"], [[k, metric_value(k, v)] for k, v in ckpt.metrics.items()])
     if ckpt.lineage:
         console.table("lineage", ["step", "time", "details"], lineage_rows(ckpt.lineage))
     return details, dict(ckpt.metrics)
@@ -118,7 +118,7 @@ def describe_onnx(path: Path, console: Console) -> tuple[dict[str, Any], dict[st
     if metrics:
         title = "metrics (of this int8 file, measured when it was made)" if quantization else \
             "metrics (of the source checkpoint)"
-        console.table(title, ["metric", "value"], [[k, v] for k, v in metrics.items()])
+        console.table(title, ["metric", "value"], [[k, metric_value(k, v)] for k, v in metrics.items()])
     if details["lineage"]:
         console.table("lineage", ["step", "time", "details"], lineage_rows(details["lineage"]))
     return details, metrics
