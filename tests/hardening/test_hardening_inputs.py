@@ -19,14 +19,15 @@ def no_run_folders(isolated_env: Path) -> None:
 
 
 @pytest.mark.parametrize(("config", "field"), [
-    ('epochs = "three"', "--epochs"), ("batch_size = [1, 2]", "--batch-size"), ('model_args = "x"', "--model-args"),
-    ("epochs = 0", "--epochs"), ("lr = true", "--lr"), ("momentum = 5", "--momentum"),
+    ('epochs = "three"', "epochs"), ("batch_size = [1, 2]", "batch-size"), ('model_args = "x"', "model-args"),
+    ("epochs = 0", "epochs"), ("lr = true", "lr"), ("momentum = 5", "momentum"),
 ])
 def test_wrong_config_values_exit_2_naming_the_field(cli, tmp_path: Path, isolated_env: Path, config: str,
                                                      field: str) -> None:
+    """Named as written: the key and its file (a flag the user never typed was named before)."""
     path = tmp_path / "c.toml"
     path.write_text(config + "\n")
-    refused(cli("train", "-c", path, "--data", "mnist-sample", "--train-samples", "600", "-q"), field)
+    refused(cli("train", "-c", path, "--data", "mnist-sample", "--train-samples", "600", "-q"), f"{field} in {path}")
     no_run_folders(isolated_env)
 
 
