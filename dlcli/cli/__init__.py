@@ -118,11 +118,13 @@ def _help_command(exc: ClickException, args: list[str]) -> str:
     """The command whose help explains the error: click's context when it has one below the root (an
     option missing its value is reported from the root), else the command named on the line."""
     ctx = getattr(exc, "ctx", None)
-    if ctx is not None and ctx.command_path != "dlcli":
-        return ctx.command_path
-    commands = {info.name for info in app.registered_commands}
+    return ctx.command_path if ctx is not None and ctx.command_path != "dlcli" else _command_line(args)
+
+
+def _command_line(args: list[str]) -> str:
+    """`dlcli COMMAND` for the command named in `args` (dlcli's own options are flags), else `dlcli`."""
     named = next((a for a in args if not a.startswith("-")), None)
-    return f"dlcli {named}" if named in commands else "dlcli"
+    return f"dlcli {named}" if named in {info.name for info in app.registered_commands} else "dlcli"
 
 
 def _error(message: str) -> None:
@@ -132,24 +134,27 @@ def _error(message: str) -> None:
     sys.stderr.flush()
 
 
+def _before_separator(argv: list[str]) -> list[str]:
+    """The words dlcli reads itself: those after a `--` are passed on untouched."""
+    return argv[: argv.index("--")] if "--" in argv else argv
+
+
 def _wants_json(argv: list[str]) -> bool:
     """--json anywhere before a `--` separator: failures then print one JSON object on stdout too."""
-    return "--json" in (argv[: argv.index("--")] if "--" in argv else argv)
+    return "--json" in _before_separator(argv)
 
 
 def _empty_argument(argv: list[str]) -> str | None:
     """The error for an empty word on the command line, None when there is none. Typer reads "" as a
     path to the current folder, so `dlcli eval "$(ls runs/*/best.pt)"` that matched nothing would
     have evaluated whatever `.` holds (or written `--out ""` into it): no dlcli value is empty."""
-    words = argv[: argv.index("--")] if "--" in argv else argv
+    words = _before_separator(argv)
     if "" not in words:
         return None
     where = words.index("")
     after = f" after {words[where - 1]!r}" if where else ""
-    command = next((w for w in words[:where] if not w.startswith("-")), None)  # dlcli's own options are flags
-    usage = f"dlcli {command} -h" if command else "dlcli -h"
     return (f"argument {where + 1} is empty{after} (a \"$(...)\" that printed nothing?); give a value, or leave "
-            f"the argument out (see `{usage}`)")
+            f"the argument out (see `{_command_line(words[:where])} -h`)")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -234,7 +234,8 @@ def prefetch(spec: str, data_dir: str | Path | None = None) -> None:
     """Start reading a named IDX dataset's files on a thread, when they are already on this machine
     (`dlcli.data.idx.prefetch` says why); `load_dataset` then takes what was read. Anything else (a
     path, a dataset still to download, CIFAR) and any error is left to `load_dataset`, which reports it."""
-    entry = DATASETS.get(_name(spec)) if _name(spec) in DATASETS else None
+    name = _name(spec)
+    entry = DATASETS.get(name) if name in DATASETS else None
     if entry is None or entry.reader != "idx":
         return
     try:
